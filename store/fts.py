@@ -1,0 +1,53 @@
+"""Keyword search over chunk text with SQLite FTS5 (bm25), and the query escaping it needs."""
+
+from __future__ import annotations
+
+import re
+
+from sqlite_utils import Database
+
+# Words too common to help bm25 rank, dropped from keyword queries (never from the index).
+STOPWORDS = frozenset(
+    """a an and are as at be but by can do does for from has have how i if in into is it its
+    me my of on or so than that the their them then there these they this to was we what when
+    where which who why will with you your""".split()
+)
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+# bm25 column weights: chunk text, then its context (document title and section path).
+_WEIGHTS = (1.0, 2.0)
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 MATCH expression: every meaningful term quoted, OR-ed, so bm25 does the ranking.
+
+    Quoting makes user text safe: FTS5 operators and punctuation in a query are searched as
+    words, never interpreted. Returns None when nothing searchable is left.
+    """
+    terms = [t for t in _TERM.findall(query.lower()) if t not in STOPWORDS] or _TERM.findall(query.lower())
+    unique = list(dict.fromkeys(terms))
+    if not unique:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique[:64])
+
+
+def keyword_search(db: Database, kb_id: int, query: str, limit: int) -> list[tuple[int, float]]:
+    """(chunk row id, score) best first; the score is -bm25, so higher is better."""
+    expression = match_expression(query)
+    if expression is None:
+        return []
+    rows = db.execute(
+        f"""
+        SELECT chunks.id, -bm25(chunks_fts, {_WEIGHTS[0]}, {_WEIGHTS[1]}) AS score
+        FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
+        WHERE chunks_fts MATCH ? AND chunks.kb_id = ?
+        ORDER BY bm25(chunks_fts, {_WEIGHTS[0]}, {_WEIGHTS[1]})
+        LIMIT ?""",
+        [expression, kb_id, limit],
+    ).fetchall()
+    return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def check_integrity(db: Database) -> None:
+    """Raise sqlite3.DatabaseError when the FTS index disagrees with the chunks table."""
+    db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")

@@ -1,0 +1,233 @@
+"""PDF: the text layer page by page (pypdf), one block per paragraph, the page as the anchor.
+
+Sections come from the PDF outline (bookmarks) when it has one; that is cheap and reliable,
+unlike guessing headings from font sizes. A PDF without any text layer is refused with a
+message that says so: OCR is not supported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pypdf import PdfReader
+from pypdf.errors import DependencyError
+
+from store.errors import (
+    CorruptDocument,
+    DomainsmithError,
+    EmptyDocument,
+    EncryptedDocument,
+    FileTooLarge,
+)
+from store.parsing.text import normalise_space
+from store.records import Block, ParsedDocument
+
+if TYPE_CHECKING:
+    from store.parsing import ParseLimits
+
+log = logging.getLogger(__name__)
+
+try:  # pypdf's guard against decompression bombs inside streams
+    from pypdf.errors import LimitReachedError
+except ImportError:  # pragma: no cover - older pypdf
+    LimitReachedError = ()  # type: ignore[assignment,misc]
+
+NO_TEXT_LAYER = (
+    "this PDF has no text layer (is it a scanned document?); "
+    "OCR is not supported, so there is no text to index"
+)
+_MAX_OUTLINE_ENTRIES = 10_000
+_SENTENCE_END = tuple('.!?:;"\u201d)')
+
+
+@contextmanager
+def _reading(name: str, what: str) -> Iterator[None]:
+    """Turn whatever pypdf raises on a damaged file into a typed error.
+
+    pypdf raises far more than its own ``PyPdfError`` on damaged input (ValueError, KeyError,
+    TypeError, AttributeError, IndexError, zlib and struct errors, RecursionError...), so only
+    our own errors pass through unchanged; everything else means the file cannot be read.
+    """
+    try:
+        yield
+    except DomainsmithError:
+        raise
+    except LimitReachedError as exc:
+        raise FileTooLarge(
+            f"the PDF holds a stream that expands beyond pypdf's limits ({exc})", path=name
+        ) from exc
+    except Exception as exc:
+        log.debug("%s: pypdf failed while %s", name, what, exc_info=True)
+        detail = str(exc) or type(exc).__name__
+        raise CorruptDocument(
+            f"the PDF is damaged and cannot be read ({what}: {detail})", path=name
+        ) from exc
+
+
+def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
+    """Parse a PDF's text layer into per-page paragraph blocks."""
+    name = path.name
+    with _reading(name, "opening the file"):
+        reader = PdfReader(path, strict=False)
+        encrypted = reader.is_encrypted
+    if encrypted:
+        _decrypt(reader, name)
+    with _reading(name, "reading the page tree"):
+        page_count = len(reader.pages)
+    if page_count > limits.max_pages:
+        raise FileTooLarge(
+            f"the PDF has {page_count} pages, over the {limits.max_pages}-page limit", path=name
+        )
+    outline = _outline(reader, name)
+    blocks: list[Block] = []
+    failed: list[int] = []
+    cursor = _SectionCursor(outline)
+    for index in range(page_count):
+        try:
+            with _reading(name, f"reading page {index + 1}"):
+                text = reader.pages[index].extract_text() or ""
+        except CorruptDocument as exc:
+            # One damaged page should not cost the rest of the document.
+            log.warning("%s", exc)
+            failed.append(index + 1)
+            text = ""
+        blocks.extend(cursor.blocks_for_page(index, paragraphs(text)))
+    if not blocks:
+        if failed:
+            raise CorruptDocument(
+                f"the PDF is damaged: none of its {page_count} pages could be read", path=name
+            )
+        raise EmptyDocument(NO_TEXT_LAYER, path=name)
+    if failed:
+        log.warning("%s: skipped unreadable pages %s", name, ", ".join(map(str, failed)))
+    return ParsedDocument(title=_title(reader, name), blocks=blocks, pages=page_count, kind="pdf")
+
+
+def _decrypt(reader: PdfReader, name: str) -> None:
+    """Open an encrypted PDF with the empty password (common for 'no copy' PDFs) or refuse it."""
+    try:
+        with _reading(name, "decrypting"):
+            opened = reader.decrypt("")
+    except CorruptDocument as exc:
+        cause = exc.__cause__
+        if isinstance(cause, DependencyError):
+            raise EncryptedDocument(
+                "the PDF is encrypted with AES, which needs the optional 'cryptography' package to open",
+                path=name,
+            ) from cause
+        raise EncryptedDocument(
+            f"the PDF is encrypted and could not be decrypted ({exc.message})", path=name
+        ) from cause
+    if not opened:
+        raise EncryptedDocument(
+            "the PDF is password-protected; remove the password (or print it to a new PDF) and add it again",
+            path=name,
+        )
+
+
+def paragraphs(page_text: str) -> list[str]:
+    """Group the lines of one page's extracted text into paragraphs.
+
+    pypdf emits one line per text line and rarely a blank line between paragraphs, so a line
+    clearly shorter than the page's full line width also ends a paragraph (last lines of
+    paragraphs, headings, list items are short; lines inside a paragraph run to the margin).
+    """
+    lines = [normalise_space(line) for line in page_text.replace("\xad", "").splitlines()]
+    full = max((len(line) for line in lines), default=0)
+    short = 0.7 * full if full >= 40 else 0
+    result: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if not line:
+            _flush(current, result)
+            continue
+        current.append(line)
+        if len(line) < short and (line.endswith(_SENTENCE_END) or len(current) == 1):
+            _flush(current, result)
+    _flush(current, result)
+    return result
+
+
+def _flush(lines: list[str], into: list[str]) -> None:
+    if not lines:
+        return
+    text = lines[0]
+    for line in lines[1:]:
+        # "well-" + "known": keep the hyphen, add no space.
+        text += line if text.endswith("-") and text[-2:-1].isalpha() else " " + line
+    into.append(text)
+    lines.clear()
+
+
+def _outline(reader: PdfReader, name: str) -> list[tuple[int, tuple[str, ...]]]:
+    """(0-based page, section path) per outline entry, in outline order; [] when none or broken."""
+    try:
+        with _reading(name, "reading the outline"):
+            top = reader.outline
+            entries: list[tuple[int, tuple[str, ...]]] = []
+            # Walk the nested lists without recursion: [items, parent path, last path here].
+            stack: list[list] = [[iter(top), (), ()]]
+            while stack and len(entries) < _MAX_OUTLINE_ENTRIES:
+                frame = stack[-1]
+                item = next(frame[0], None)
+                if item is None:
+                    stack.pop()
+                elif isinstance(item, list):
+                    stack.append([iter(item), frame[2] or frame[1], ()])
+                else:
+                    title = normalise_space(str(getattr(item, "title", "") or ""))
+                    page = reader.get_destination_page_number(item)
+                    frame[2] = frame[1] + (title,) if title else frame[1]
+                    if title and page is not None and page >= 0:
+                        entries.append((page, frame[2]))
+    except CorruptDocument as exc:
+        log.info("%s: ignoring the PDF outline (%s)", name, exc.message)
+        return []
+    entries.sort(key=lambda entry: entry[0])  # stable: outline order within a page
+    return entries
+
+
+class _SectionCursor:
+    """Walks outline entries alongside the pages to give each paragraph its section path."""
+
+    def __init__(self, outline: list[tuple[int, tuple[str, ...]]]):
+        self._outline = outline
+        self._next = 0
+        self._section: tuple[str, ...] = ()
+
+    def blocks_for_page(self, index: int, texts: list[str]) -> Iterator[Block]:
+        pending: list[tuple[int, tuple[str, ...]]] = []
+        while self._next < len(self._outline) and self._outline[self._next][0] <= index:
+            entry = self._outline[self._next]
+            if entry[0] < index:
+                self._section = entry[1]  # a bookmark into a page we already passed
+            else:
+                pending.append(entry)
+            self._next += 1
+        for text in texts:
+            kind = "text"
+            folded = text.casefold()
+            for position, (_, section) in enumerate(pending):
+                title = section[-1].casefold()
+                if folded.startswith(title):
+                    self._section = section
+                    kind = "heading" if folded == title else "text"
+                    del pending[: position + 1]
+                    break
+            yield Block(text=text, page=index + 1, section=self._section, kind=kind)
+        if pending:  # bookmarks whose title we did not find in the text: apply from the next page
+            self._section = pending[-1][1]
+
+
+def _title(reader: PdfReader, name: str) -> str:
+    try:
+        with _reading(name, "reading the metadata"):
+            metadata = reader.metadata
+            title = normalise_space(str(metadata.title or "")) if metadata is not None else ""
+    except CorruptDocument:
+        title = ""
+    return title or Path(name).stem
