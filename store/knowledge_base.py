@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import sqlite3
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +78,8 @@ class KnowledgeBase:
         self.index_path = settings.index_dir / f"{self.name}.hnsw"
         self._index: VectorIndex | None = None
         self._index_generation = -1
+        # One connection serves every thread of the process: writes and index swaps take turns.
+        self._lock = threading.RLock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -111,7 +114,6 @@ class KnowledgeBase:
                        VALUES (?, ?, ?, ?, ?, 0, ?)""",
                     [name, embedder.name, embedder.dim, settings.chunk_tokens, settings.chunk_overlap, _now()],
                 )
-                db.conn.commit()
                 row = cls._row(db, name)
             if (row["embedder"], row["dim"]) != (embedder.name, embedder.dim) and not allow_embedder_change:
                 raise EmbedderMismatch(
@@ -149,6 +151,10 @@ class KnowledgeBase:
 
     def _ensure_index(self) -> VectorIndex:
         """The in-memory index, reloaded or rebuilt when SQLite has moved on."""
+        with self._lock:
+            return self._current_index()
+
+    def _current_index(self) -> VectorIndex:
         generation = self._generation()
         if self._index is not None and self._index_generation == generation:
             return self._index
@@ -170,7 +176,7 @@ class KnowledgeBase:
 
     def rebuild_index(self) -> VectorIndex:
         """Build the index from the embeddings in SQLite and save it."""
-        with self.db.conn:  # one read transaction: a consistent snapshot with its generation
+        with self.db.atomic():  # one read transaction: a consistent snapshot with its generation
             generation = self._generation()
             rows = self.db.execute(
                 "SELECT chunk, vector FROM embeddings WHERE kb_id = ? ORDER BY chunk", [self.id]
@@ -272,7 +278,7 @@ class KnowledgeBase:
             summary.skipped.append((candidate.source, reason))
             return IngestEvent("skipped", path=str(candidate.path), source=candidate.source, reason=reason)
         conn = self.db.conn
-        with conn:
+        with self._lock, self.db.atomic():
             generation = self._generation()
             old_labels = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
             replaced = self._delete_rows(doc_id) > 0
@@ -298,7 +304,7 @@ class KnowledgeBase:
                      hashlib.sha256(chunk.text.encode()).hexdigest()[:16]],
                 )
             conn.execute("UPDATE knowledge_bases SET generation = generation + 1 WHERE id = ?", [self.id])
-        self._apply_to_index(generation, remove=old_labels, add=(labels, vectors))
+            self._apply_to_index(generation, remove=old_labels, add=(labels, vectors))
         status = "replaced" if replaced else "added"
         (summary.replaced if replaced else summary.added).append(candidate.source)
         summary.chunks_added += len(labels)
@@ -329,12 +335,12 @@ class KnowledgeBase:
         document = self.document(doc_id)
         self._ensure_index()
         conn = self.db.conn
-        with conn:
+        with self._lock, self.db.atomic():
             generation = self._generation()
             labels = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
             self._delete_rows(doc_id)
             conn.execute("UPDATE knowledge_bases SET generation = generation + 1 WHERE id = ?", [self.id])
-        self._apply_to_index(generation, remove=labels, add=None)
+            self._apply_to_index(generation, remove=labels, add=None)
         self.save_index()
         return document
 
@@ -352,7 +358,7 @@ class KnowledgeBase:
                 progress(min(start + step, len(rows)), len(rows))
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), dtype=np.float32)
         conn = self.db.conn
-        with conn:
+        with self._lock, self.db.atomic():
             conn.execute("DELETE FROM embeddings WHERE kb_id = ?", [self.id])
             conn.executemany(
                 "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
@@ -370,7 +376,7 @@ class KnowledgeBase:
     def delete(self) -> None:
         """Delete this knowledge base entirely (documents, chunks, embeddings, index files)."""
         conn = self.db.conn
-        with conn:
+        with self._lock, self.db.atomic():
             conn.execute("DELETE FROM embeddings WHERE kb_id = ?", [self.id])
             conn.execute("DELETE FROM chunks WHERE kb_id = ?", [self.id])
             conn.execute("DELETE FROM documents WHERE kb_id = ?", [self.id])

@@ -85,10 +85,14 @@ def create_knowledge_tables(db: Database) -> None:
 
 
 def open_db(path: Path) -> Database:
-    """Open (creating if needed) the database at ``path`` with migrations applied."""
+    """Open (creating if needed) the database at ``path`` with migrations applied.
+
+    The connection is in autocommit mode: every multi-statement write is an explicit
+    ``db.atomic()`` block, so no implicit transaction is ever left open.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
         db = Database(conn)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

@@ -26,14 +26,15 @@ _FORMAT = 1
 
 
 class VectorIndex:
-    def __init__(self, dim: int, *, m: int = 16, ef_construction: int = 200, ef_search: int = 128):
+    def __init__(self, dim: int, *, m: int = 16, ef_construction: int = 200, ef_search: int = 128, _empty: bool = True):
         self.dim = dim
         self.m = m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
         self._index = hnswlib.Index(space="ip", dim=dim)
-        self._index.init_index(max_elements=1024, M=m, ef_construction=ef_construction, allow_replace_deleted=False)
-        self._index.set_ef(ef_search)
+        if _empty:
+            self._index.init_index(max_elements=1024, M=m, ef_construction=ef_construction)
+            self._index.set_ef(ef_search)
         self._live: set[int] = set()
         self._lock = threading.RLock()
 
@@ -143,7 +144,7 @@ class VectorIndex:
         if reason:
             log.warning("vector index %s unusable: %s; it will be rebuilt", path, reason)
             return None
-        index = cls(dim, **params)
+        index = cls(dim, **params, _empty=False)
         try:
             index._index.load_index(str(path), max_elements=max(len(labels), 1024))
         except (RuntimeError, ValueError, MemoryError) as exc:

@@ -1,0 +1,407 @@
+"""Ingestion benchmark on a real corpus: the Python 3.11 manual (Debian's python3.11-doc).
+
+Every figure is measured in the same run, against a baseline taken in that run:
+
+1. ingestion of the whole corpus into a fresh temporary DOMAINSMITH_HOME: documents, chunks,
+   seconds, documents/s, chunks/s, peak RSS;
+2. the embedder alone on exactly the texts the pipeline embedded; the ratio of the pipeline's
+   chunks/s to the embedder's (goal >= 0.8: the rest of the pipeline costs little);
+3. hnswlib recall@10 against exact search over the same vectors (goal >= 0.98);
+4. search latency p50/p95 (query embedding included) per mode at the corpus size, and at 100k
+   vectors made from the corpus's real embeddings (goal p50 <= 30 ms), with recall@10 there too;
+5. retrieval quality on bench/data/python_docs_questions.jsonl: recall@5, recall@10 and MRR of
+   the expected page, per search mode.
+
+Run from the repository root: ``.venv/bin/python bench/ingest.py`` (``--help`` for options).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench.corpus import CorpusError, python_docs  # noqa: E402
+
+QUESTIONS = REPO / "bench" / "data" / "python_docs_questions.jsonl"
+MODES = ("vector", "keyword", "hybrid")
+K = 10
+BIG = 100_000
+PERTURBED_QUERIES = 200
+# Synthetic vectors are real chunk embeddings plus a random direction of this relative length,
+# re-normalised: cosine ~0.89 to their original and ~0.8 between two copies of one chunk, about
+# what neighbouring chunks of a real corpus score. Purely random vectors would make hnswlib look
+# broken (no cluster structure); tiny noise would make every query trivially find its copies.
+NOISE = 0.5
+GOALS = {"embed_ratio": 0.8, "recall": 0.98, "p50_100k_ms": 30.0}
+SEED = 1234
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
+
+
+def load_questions(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                row = json.loads(line)
+                if not row.get("question"):
+                    raise ValueError(f"{path}:{number}: no question")
+                rows.append(row)
+    return rows
+
+
+def accepted_pages(question: dict) -> set[str]:
+    return {question["page"], *question.get("also", [])} if question.get("page") else set()
+
+
+def corpus_subset(root: Path, files: list[Path], limit: int | None, questions: list[dict], dest: Path) -> Path:
+    """The folder to ingest: ``root`` itself, or with ``limit`` a folder of hard links to
+    ``limit`` pages (those the questions expect first, then the rest in path order)."""
+    if not limit or limit >= len(files):
+        return root
+    relative = [f.relative_to(root).as_posix() for f in files]
+    wanted = list(dict.fromkeys(q["page"] for q in questions if q.get("page") in set(relative)))
+    chosen = (wanted + [r for r in relative if r not in set(wanted)])[:limit]
+    for r in chosen:
+        target = dest / r
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(root / r, target)
+        except OSError:
+            shutil.copy2(root / r, target)
+    return dest
+
+
+def percentiles_ms(seconds: list[float]) -> dict:
+    values = np.asarray(seconds) * 1000.0
+    return {"p50_ms": round(float(np.percentile(values, 50)), 2),
+            "p95_ms": round(float(np.percentile(values, 95)), 2),
+            "n": len(values)}
+
+
+def perturb(vectors: np.ndarray, rng: np.random.Generator, noise: float = NOISE) -> np.ndarray:
+    """Unit vectors near ``vectors``: each plus a random direction of length ``noise``."""
+    direction = rng.standard_normal(vectors.shape).astype(np.float32)
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    out = vectors + noise * direction
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall_at_k(index, queries: np.ndarray, k: int = K) -> float:
+    """Mean overlap of hnswlib's top k with the exact top k over the same vectors."""
+    approx, _ = index.query(queries, k)
+    exact, _ = index.exact_query(queries, k)
+    hits = [len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for a, e in zip(approx, exact)]
+    return float(np.mean(hits))
+
+
+# -- the steps ---------------------------------------------------------------------------------
+
+
+def step_ingest(kb, folder: Path) -> dict:
+    counts = {"added": 0, "replaced": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+    summary = None
+    chunks = 0
+    problems = []
+    started = time.perf_counter()
+    last = started
+    for event in kb.add([folder]):
+        if event.status == "done":
+            summary = event.summary
+            continue
+        counts[event.status] = counts.get(event.status, 0) + 1
+        chunks += event.chunks
+        if event.status in ("failed", "skipped"):
+            problems.append(f"{event.status}: {event.source}: {event.reason}")
+        now = time.perf_counter()
+        if now - last > 15:
+            last = now
+            log(f"  ingest {event.done}/{event.total} files, {chunks} chunks, {now - started:.0f} s")
+    seconds = time.perf_counter() - started
+    stats = kb.stats()
+    return {
+        "documents": stats["documents"],
+        "chunks": stats["chunks"],
+        "files": counts,
+        "problems": problems[:20],
+        "seconds": round(seconds, 2),
+        "documents_per_s": round(stats["documents"] / seconds, 3),
+        "chunks_per_s": round(stats["chunks"] / seconds, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "summary_seconds": round(summary.seconds, 2) if summary else None,
+    }
+
+
+def step_embedder_alone(kb, ingest: dict) -> dict:
+    texts = kb.chunk_texts_for_embedding()
+    started = time.perf_counter()
+    vectors = kb.embedder.encode(texts)
+    seconds = time.perf_counter() - started
+    per_s = len(texts) / seconds
+    ratio = ingest["chunks_per_s"] / per_s
+    return {
+        "chunks": len(texts),
+        "seconds": round(seconds, 2),
+        "chunks_per_s": round(per_s, 2),
+        "pipeline_ratio": round(ratio, 3),
+        "goal": GOALS["embed_ratio"],
+        "pass": ratio >= GOALS["embed_ratio"],
+        "_vectors": vectors,
+    }
+
+
+def step_corpus_index(kb, question_vectors: np.ndarray, rng: np.random.Generator) -> dict:
+    index = kb.index
+    labels, matrix = index.vectors()
+    picks = rng.choice(len(matrix), size=min(PERTURBED_QUERIES, len(matrix)), replace=False)
+    queries = np.concatenate([question_vectors, perturb(matrix[picks], rng)])
+    recall = recall_at_k(index, queries)
+    return {
+        "vectors": int(len(labels)),
+        "queries": int(len(queries)),
+        "recall_at_10": round(recall, 4),
+        "ef_search": index.ef_search,
+        "m": index.m,
+        "goal": GOALS["recall"],
+        "pass": recall >= GOALS["recall"],
+    }
+
+
+def step_search(kb, questions: list[dict], available: set[str]) -> tuple[dict, dict]:
+    """Latency per mode over every question (query embedding included) and quality per mode."""
+    latency, quality = {}, {}
+    answerable = [q for q in questions if q.get("page") and accepted_pages(q) & available]
+    for mode in MODES:
+        kb.search("warm up the caches", k=K, mode=mode)
+        times, ranks = [], {}
+        for q in questions:
+            started = time.perf_counter()
+            hits = kb.search(q["question"], k=K, mode=mode)
+            times.append(time.perf_counter() - started)
+            if q in answerable:
+                accept = accepted_pages(q)
+                ranks[q["id"]] = next((h.rank for h in hits if h.source in accept), None)
+        latency[mode] = percentiles_ms(times)
+        n = max(len(answerable), 1)
+        found = list(ranks.values())
+        quality[mode] = {
+            "questions": len(answerable),
+            "recall_at_5": round(sum(1 for r in found if r and r <= 5) / n, 3),
+            "recall_at_10": round(sum(1 for r in found if r and r <= 10) / n, 3),
+            "mrr": round(sum(1.0 / r for r in found if r) / n, 3),
+            "missed_at_10": [qid for qid, r in ranks.items() if r is None],
+        }
+    return latency, quality
+
+
+def step_100k(kb, base: np.ndarray, questions: list[dict], rng: np.random.Generator, size: int = BIG) -> dict:
+    from store.vector_index import VectorIndex
+
+    settings = kb.settings
+    extra = size - len(base)
+    synthetic = perturb(base[rng.integers(0, len(base), size=max(extra, 0))], rng)
+    vectors = np.concatenate([base, synthetic])[:size]
+    labels = np.arange(len(vectors), dtype=np.int64)
+    log(f"  building a {len(vectors):,}-vector hnswlib index ({len(base):,} real, {max(extra, 0):,} synthetic)")
+    started = time.perf_counter()
+    index = VectorIndex.build(kb.embedder.dim, labels, vectors, m=settings.hnsw_m,
+                              ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search)
+    build_seconds = time.perf_counter() - started
+
+    texts = [q["question"] for q in questions]
+    kb.embedder.encode(texts[:1])  # warm
+    total, only_index, only_embed = [], [], []
+    for text in texts:
+        t0 = time.perf_counter()
+        query = kb.embedder.encode([text])
+        t1 = time.perf_counter()
+        index.query(query, K)
+        t2 = time.perf_counter()
+        total.append(t2 - t0)
+        only_embed.append(t1 - t0)
+        only_index.append(t2 - t1)
+    question_vectors = kb.embedder.encode(texts)
+    picks = rng.choice(len(base), size=min(PERTURBED_QUERIES, len(base)), replace=False)
+    queries = np.concatenate([question_vectors, perturb(base[picks], rng)])
+    recall = recall_at_k(index, queries)
+    started = time.perf_counter()
+    index.exact_query(question_vectors, K)
+    exact_ms = (time.perf_counter() - started) * 1000 / len(question_vectors)
+    _, nearest = index.exact_query(question_vectors, 1)
+    p50 = percentiles_ms(total)["p50_ms"]
+    return {
+        "vectors": int(len(vectors)),
+        "real": int(min(len(base), size)),
+        "synthetic": int(max(extra, 0)),
+        "noise": NOISE,
+        "build_seconds": round(build_seconds, 1),
+        "latency": percentiles_ms(total),
+        "embed_only": percentiles_ms(only_embed),
+        "index_only": percentiles_ms(only_index),
+        "exact_ms_per_query": round(exact_ms, 2),
+        "recall_at_10": round(recall, 4),
+        "queries": int(len(queries)),
+        "mean_top1_cosine": round(float(np.mean(1.0 - nearest[:, 0])), 3),
+        "goal_p50_ms": GOALS["p50_100k_ms"],
+        "pass_latency": p50 <= GOALS["p50_100k_ms"],
+        "pass_recall": recall >= GOALS["recall"],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+# -- running and printing ------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict:
+    from store.knowledge_base import KnowledgeBase
+    from store.settings import Settings
+
+    rng = np.random.default_rng(SEED)
+    questions = load_questions(args.questions)
+    log("fetching the corpus (bench/.cache, reused when present)")
+    root, files = python_docs(args.cache_dir)
+    result: dict = {"corpus": {"name": "python3.11-doc HTML manual", "root": str(root), "documents": len(files)}}
+
+    with tempfile.TemporaryDirectory(prefix="domainsmith-bench-") as tmp:
+        home = Path(tmp) / "home"
+        folder = corpus_subset(root, files, args.limit, questions, Path(tmp) / "corpus")
+        result["corpus"]["ingested"] = args.limit and min(args.limit, len(files)) or len(files)
+        settings = Settings.load(home=home)
+        kb = KnowledgeBase.open(settings, name="bench")
+        try:
+            log(f"1/5 ingesting {result['corpus']['ingested']} documents from {folder}")
+            result["ingest"] = step_ingest(kb, folder)
+            log(f"2/5 the embedder alone on the same {result['ingest']['chunks']} chunks")
+            alone = step_embedder_alone(kb, result["ingest"])
+            base = alone.pop("_vectors")
+            result["embedder_alone"] = alone
+            log("3/5 hnswlib recall@10 against exact search")
+            question_vectors = kb.embedder.encode([q["question"] for q in questions])
+            result["index"] = step_corpus_index(kb, question_vectors, rng)
+            log("4-5/5 search latency and retrieval quality per mode")
+            available = {d.source for d in kb.documents()}
+            result["latency"], result["quality"] = step_search(kb, questions, available)
+            result["latency"]["chunks"] = result["ingest"]["chunks"]
+            if args.skip_100k:
+                result["at_100k"] = None
+            else:
+                log(f"4/5 at {BIG:,} vectors")
+                stored = kb.index.vectors()[1]
+                result["at_100k"] = step_100k(kb, stored if len(stored) else base, questions, rng)
+        finally:
+            kb.close()
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return result
+
+
+def _ok(flag: bool) -> str:
+    return "PASS" if flag else "FAIL"
+
+
+def render(r: dict) -> str:
+    ing, alone, idx = r["ingest"], r["embedder_alone"], r["index"]
+    files = ing["files"]
+    lines = [
+        f"Corpus: {r['corpus']['name']}, {r['corpus']['ingested']} of {r['corpus']['documents']} documents",
+        "",
+        "1. Ingestion (fresh DOMAINSMITH_HOME)",
+        f"   documents            {ing['documents']:>10,}   ({files['added']} added, {files['skipped']} skipped, "
+        f"{files['failed']} failed)",
+        f"   chunks               {ing['chunks']:>10,}",
+        f"   seconds              {ing['seconds']:>10.1f}",
+        f"   documents/s          {ing['documents_per_s']:>10.2f}",
+        f"   chunks/s             {ing['chunks_per_s']:>10.2f}",
+        f"   peak RSS (MB)        {ing['peak_rss_mb']:>10.0f}",
+        "",
+        "2. Embedder alone on the same chunks",
+        f"   seconds              {alone['seconds']:>10.1f}",
+        f"   chunks/s             {alone['chunks_per_s']:>10.2f}",
+        f"   pipeline / embedder  {alone['pipeline_ratio']:>10.3f}   goal >= {alone['goal']}  {_ok(alone['pass'])}",
+        "",
+        f"3. hnswlib recall@10 vs exact ({idx['queries']} queries, M={idx['m']}, ef={idx['ef_search']})",
+        f"   at {idx['vectors']:,} vectors   {idx['recall_at_10']:>10.4f}   goal >= {idx['goal']}  {_ok(idx['pass'])}",
+        "",
+        f"4. Search latency, k={K}, query embedding included ({r['latency']['chunks']:,} chunks)",
+        "   mode          p50 ms     p95 ms",
+    ]
+    for mode in MODES:
+        lat = r["latency"][mode]
+        lines.append(f"   {mode:<10} {lat['p50_ms']:>9.1f} {lat['p95_ms']:>10.1f}")
+    big = r.get("at_100k")
+    if big:
+        lines += [
+            f"   at {big['vectors']:,} vectors ({big['real']:,} real embeddings + {big['synthetic']:,} "
+            f"noisy copies, noise {big['noise']}; built in {big['build_seconds']:.0f} s):",
+            f"   embed + hnswlib  p50 {big['latency']['p50_ms']:.1f} ms  p95 {big['latency']['p95_ms']:.1f} ms"
+            f"   goal p50 <= {big['goal_p50_ms']:.0f} ms  {_ok(big['pass_latency'])}",
+            f"     embedding only p50 {big['embed_only']['p50_ms']:.1f} ms, hnswlib only p50 "
+            f"{big['index_only']['p50_ms']:.2f} ms, exact numpy {big['exact_ms_per_query']:.1f} ms/query",
+            f"   recall@10 vs exact {big['recall_at_10']:.4f} ({big['queries']} queries)"
+            f"   goal >= {GOALS['recall']}  {_ok(big['pass_recall'])}",
+        ]
+    else:
+        lines.append("   100k: skipped (--skip-100k)")
+    q = r["quality"]
+    n = q[MODES[0]]["questions"]
+    lines += [
+        "",
+        f"5. Retrieval quality: the expected page among the hits ({n} answerable questions)",
+        "   mode        recall@5  recall@10      MRR   missed at 10",
+    ]
+    for mode in MODES:
+        m = q[mode]
+        missed = ", ".join(m["missed_at_10"]) or "-"
+        lines.append(f"   {mode:<10} {m['recall_at_5']:>9.3f} {m['recall_at_10']:>10.3f} {m['mrr']:>8.3f}   {missed}")
+    lines += ["", f"Peak RSS of the run: {r['peak_rss_mb']:.0f} MB"]
+    if ing["problems"]:
+        lines += ["", "Files not ingested:"] + [f"   {p}" for p in ing["problems"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Domainsmith ingestion benchmark on the Python 3.11 manual.")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="ingest N documents only (the questions' pages first) for a quick run")
+    parser.add_argument("--skip-100k", action="store_true", help=f"skip the {BIG:,}-vector index step")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="where the corpus is cached (bench/.cache)")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    try:
+        result = run(args)
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""DOCX: paragraphs and tables in document order (python-docx); headings give the section path.
+
+A DOCX is a zip archive, and a zip can be made to expand to gigabytes, so the archive is
+checked (sizes and compression ratios from its directory) before python-docx opens it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docx
+from docx.oxml.ns import qn
+from docx.text.paragraph import Paragraph
+
+from store.errors import CorruptDocument, DomainsmithError, EncryptedDocument, FileTooLarge
+from store.parsing.text import normalise_space
+from store.records import Block, ParsedDocument
+
+if TYPE_CHECKING:
+    from docx.document import Document
+    from docx.oxml.table import CT_Tbl
+
+    from store.parsing import ParseLimits
+
+log = logging.getLogger(__name__)
+
+MAIN_PART = "word/document.xml"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .doc, or an encrypted OOXML file
+_ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+_BOMB_MIN_BYTES = 1_000_000  # small members may compress very well without being a threat
+_HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
+_TAGS_P, _TAGS_TBL, _TAGS_SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
+
+
+def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
+    """Parse a Word document into heading, text and table blocks."""
+    check_archive(path, limits)
+    try:
+        document = docx.Document(str(path))
+        blocks, title = _read(document)
+        core_title = normalise_space(document.core_properties.title or "")
+    except DomainsmithError:
+        raise
+    except Exception as exc:  # python-docx/lxml/zipfile on a damaged file raise many kinds
+        log.debug("%s: python-docx failed", path.name, exc_info=True)
+        raise CorruptDocument(
+            f"the Word document is damaged and cannot be read ({type(exc).__name__}: {exc})",
+            path=path.name,
+        ) from exc
+    return ParsedDocument(title=_title(blocks, title, core_title, path), blocks=blocks, kind="docx")
+
+
+def check_archive(path: Path, limits: ParseLimits) -> None:
+    """Refuse what is not a DOCX zip, or what would expand beyond the limits (a zip bomb)."""
+    name = path.name
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    if head.startswith(_OLE_MAGIC):
+        if _ENCRYPTED_STREAM in head:
+            raise EncryptedDocument(
+                "the Word document is password-protected; save a copy without the password",
+                path=name,
+            )
+        raise CorruptDocument(
+            "this is an old-format Word file (.doc), not a .docx; save it as .docx in Word",
+            path=name,
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
+        raise CorruptDocument(
+            "not a Word document: a .docx file is a zip archive and this one is not, "
+            f"or it is damaged ({exc})",
+            path=name,
+        ) from exc
+    if not any(member.filename == MAIN_PART for member in members):
+        raise CorruptDocument(f"not a Word document: the archive has no {MAIN_PART}", path=name)
+    total = sum(member.file_size for member in members)
+    if total > limits.max_unpacked_bytes:
+        raise FileTooLarge(
+            f"the document expands to {total / 1e6:,.0f} MB when unpacked, over the "
+            f"{limits.max_unpacked_bytes / 1e6:,.0f} MB limit (a zip bomb?)",
+            path=name,
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > _BOMB_MIN_BYTES and ratio > limits.max_compression_ratio:
+            raise FileTooLarge(
+                f"{member.filename} expands {ratio:,.0f} times, to {member.file_size / 1e6:,.0f} MB"
+                f" (limit: {limits.max_compression_ratio:,.0f} times); this looks like a zip bomb",
+                path=name,
+            )
+
+
+def _body_items(document: Document) -> Iterator[object]:
+    """Block-level paragraph and table elements in order, also inside content controls."""
+    stack = [iter(document.element.body)]
+    while stack:
+        element = next(stack[-1], None)
+        if element is None:
+            stack.pop()
+        elif element.tag in (_TAGS_P, _TAGS_TBL):
+            yield element
+        elif element.tag == _TAGS_SDT:
+            content = element.find(qn("w:sdtContent"))
+            if content is not None:
+                stack.append(iter(content))
+
+
+def _read(document: Document) -> tuple[list[Block], str]:
+    """The blocks in document order, and the text of the first Title paragraph ("" if none)."""
+    headings = _HeadingPath()
+    levels: dict[str | None, int | None] = {}
+    blocks: list[Block] = []
+    title = ""
+    for element in _body_items(document):
+        if element.tag == _TAGS_TBL:
+            text = table_text(element, document)
+            if text:
+                blocks.append(Block(text=text, section=headings.path, kind="table"))
+            continue
+        paragraph = Paragraph(element, document)
+        text = normalise_space(paragraph.text)
+        if not text:
+            continue
+        style_id = element.style
+        if style_id not in levels:
+            levels[style_id] = _heading_level(paragraph)
+        level = levels[style_id]
+        if level is None:
+            blocks.append(Block(text=text, section=headings.path))
+        elif level >= 0:
+            blocks.append(Block(text=text, section=headings.push(level, text), kind="heading"))
+            title = title or (text if level == 0 else "")
+        # level -1: a table-of-contents entry, which only repeats the headings
+    return blocks, title
+
+
+def _heading_level(paragraph: Paragraph) -> int | None:
+    """0 for Title, n for Heading n, -1 for TOC entries, None for body text."""
+    style = paragraph.style
+    for name in (getattr(style, "name", None), getattr(style, "style_id", None)):
+        if not name:
+            continue
+        if name.casefold() == "title":
+            return 0
+        if name.casefold().startswith("toc"):
+            return -1
+        match = _HEADING_STYLE.search(name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+class _HeadingPath:
+    """The stack of open headings: a heading closes every heading at its level or deeper."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, str]] = []
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(text for _, text in self._stack)
+
+    def push(self, level: int, text: str) -> tuple[str, ...]:
+        while self._stack and self._stack[-1][0] >= level:
+            self._stack.pop()
+        self._stack.append((level, text))
+        return self.path
+
+
+def table_text(table: CT_Tbl, document: Document) -> str:
+    """Rows as lines, cells joined with " | "; a cell's paragraphs (and nested tables) on one line."""
+    lines = []
+    for row in table.tr_lst:
+        cells = [
+            normalise_space(" ".join(Paragraph(p, document).text for p in cell.iter(_TAGS_P)))
+            for cell in row.tc_lst
+        ]
+        if any(cells):
+            lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+def _title(blocks: list[Block], title: str, core_title: str, path: Path) -> str:
+    """The Title paragraph, the document properties' title, the first heading, or the name."""
+    first_heading = next((block.text for block in blocks if block.kind == "heading"), "")
+    return title or core_title or first_heading or path.stem

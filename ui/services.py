@@ -1,0 +1,58 @@
+"""The services the CLI and the web UI share, built once by ``app.py`` from the settings.
+
+Knowledge bases are opened on first use and kept open; they share one embedder so the model
+is loaded once per process. A lock per knowledge base serialises writes from UI events.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from store.embedding import Embedder
+from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_name
+from store.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    _embedder: Embedder | None = None
+    _kbs: dict[str, KnowledgeBase] = field(default_factory=dict)
+    _locks: dict[str, threading.RLock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._guard:
+            if self._embedder is None:
+                s = self.settings
+                self._embedder = Embedder(s.embedder_path, batch_size=s.embed_batch_size)
+            return self._embedder
+
+    def kb(self, name: str | None = None, *, create: bool = True, allow_embedder_change: bool = False) -> KnowledgeBase:
+        """The open knowledge base ``name`` (the default one when None)."""
+        name = validate_name(name or self.settings.default_kb)
+        embedder = self.embedder
+        with self._guard:
+            kb = self._kbs.get(name)
+            if kb is None:
+                kb = KnowledgeBase.open(
+                    self.settings, name, embedder, create=create, allow_embedder_change=allow_embedder_change
+                )
+                self._kbs[name] = kb
+                self._locks[name] = threading.RLock()
+            return kb
+
+    def kb_lock(self, name: str | None = None) -> threading.RLock:
+        self.kb(name)
+        return self._locks[validate_name(name or self.settings.default_kb)]
+
+    def knowledge_bases(self) -> list[dict]:
+        return list_knowledge_bases(self.settings)
+
+    def close(self) -> None:
+        with self._guard:
+            for kb in self._kbs.values():
+                kb.close()
+            self._kbs.clear()

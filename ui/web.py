@@ -1,0 +1,42 @@
+"""The Gradio app: one tab per area, each built by its own module."""
+
+from __future__ import annotations
+
+import logging
+
+from ui.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_ui(services: Services):
+    import gradio as gr
+
+    from ui import knowledge_tab
+
+    with gr.Blocks(title="Domainsmith") as demo:
+        gr.Markdown("# Domainsmith\nYour documents, your model, your machine.")
+        with gr.Tab("Chat"):
+            gr.Markdown("Grounded chat with citations arrives with the Chat issue. "
+                        "Until then, search your documents in the Knowledge Base tab.")
+        with gr.Tab("Knowledge Base"):
+            knowledge_tab.build(services)
+        with gr.Tab("Fine-tune"):
+            gr.Markdown("Training an adapter on your own data arrives with the Fine-tune issue.")
+    return demo
+
+
+def launch(services: Services) -> int:
+    s = services.settings
+    demo = build_ui(services)
+    auth = (s.username, s.password) if s.password else None
+    if s.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: reachable from other machines%s", s.host, "" if auth else " without a password")
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=s.host,
+        server_port=s.port,
+        auth=auth,
+        max_file_size=f"{int(s.max_file_mb)}mb",
+        show_error=True,
+    )
+    return 0
