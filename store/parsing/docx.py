@@ -24,6 +24,7 @@ from store.records import Block, ParsedDocument
 if TYPE_CHECKING:
     from docx.document import Document
     from docx.oxml.table import CT_Tbl
+    from docx.oxml.text.paragraph import CT_P
 
     from store.parsing import ParseLimits
 
@@ -35,6 +36,12 @@ _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 _BOMB_MIN_BYTES = 1_000_000  # small members may compress very well without being a threat
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
 _TAGS_P, _TAGS_TBL, _TAGS_SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
+# python-docx's Paragraph.text reads runs and hyperlinks only; tracked insertions, smart tags,
+# simple fields and inline content controls hold visible text too.
+_VISIBLE_RUNS = (
+    "w:r | w:hyperlink | w:ins/w:r | w:smartTag/w:r | w:fldSimple/w:r"
+    " | w:sdt/w:sdtContent/w:r | w:sdt/w:sdtContent/w:hyperlink"
+)
 
 
 def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
@@ -84,18 +91,25 @@ def check_archive(path: Path, limits: ParseLimits) -> None:
     total = sum(member.file_size for member in members)
     if total > limits.max_unpacked_bytes:
         raise FileTooLarge(
-            f"the document expands to {total / 1e6:,.0f} MB when unpacked, over the "
-            f"{limits.max_unpacked_bytes / 1e6:,.0f} MB limit (a zip bomb?)",
+            f"the document expands to {_size(total)} when unpacked, over the "
+            f"{_size(limits.max_unpacked_bytes)} limit (a zip bomb?)",
             path=name,
         )
     for member in members:
         ratio = member.file_size / max(member.compress_size, 1)
         if member.file_size > _BOMB_MIN_BYTES and ratio > limits.max_compression_ratio:
             raise FileTooLarge(
-                f"{member.filename} expands {ratio:,.0f} times, to {member.file_size / 1e6:,.0f} MB"
+                f"{member.filename} expands {ratio:,.0f} times, to {_size(member.file_size)}"
                 f" (limit: {limits.max_compression_ratio:,.0f} times); this looks like a zip bomb",
                 path=name,
             )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count} bytes"
 
 
 def _body_items(document: Document) -> Iterator[object]:
@@ -121,17 +135,16 @@ def _read(document: Document) -> tuple[list[Block], str]:
     title = ""
     for element in _body_items(document):
         if element.tag == _TAGS_TBL:
-            text = table_text(element, document)
+            text = table_text(element)
             if text:
                 blocks.append(Block(text=text, section=headings.path, kind="table"))
             continue
-        paragraph = Paragraph(element, document)
-        text = normalise_space(paragraph.text)
+        text = paragraph_text(element)
         if not text:
             continue
         style_id = element.style
         if style_id not in levels:
-            levels[style_id] = _heading_level(paragraph)
+            levels[style_id] = _heading_level(Paragraph(element, document))
         level = levels[style_id]
         if level is None:
             blocks.append(Block(text=text, section=headings.path))
@@ -175,12 +188,17 @@ class _HeadingPath:
         return self.path
 
 
-def table_text(table: CT_Tbl, document: Document) -> str:
+def paragraph_text(paragraph: CT_P) -> str:
+    """The visible text of a w:p element, whitespace collapsed (tabs and breaks become spaces)."""
+    return normalise_space("".join(element.text for element in paragraph.xpath(_VISIBLE_RUNS)))
+
+
+def table_text(table: CT_Tbl) -> str:
     """Rows as lines, cells joined with " | "; a cell's paragraphs (and nested tables) on one line."""
     lines = []
     for row in table.tr_lst:
         cells = [
-            normalise_space(" ".join(Paragraph(p, document).text for p in cell.iter(_TAGS_P)))
+            normalise_space(" ".join(paragraph_text(p) for p in cell.iter(_TAGS_P)))
             for cell in row.tc_lst
         ]
         if any(cells):

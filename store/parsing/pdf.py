@@ -42,6 +42,13 @@ NO_TEXT_LAYER = (
 )
 _MAX_OUTLINE_ENTRIES = 10_000
 _SENTENCE_END = tuple('.!?:;"\u201d)')
+# Typographic ligatures split back into letters (so "ﬁle" matches "file" in search), soft
+# hyphens and control characters from odd font encodings dropped.
+_CLEANUP = str.maketrans(
+    {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb06": "st"}
+    | {"\xad": None}
+    | {code: None for code in (*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F)}
+)
 
 
 @contextmanager
@@ -136,7 +143,7 @@ def paragraphs(page_text: str) -> list[str]:
     clearly shorter than the page's full line width also ends a paragraph (last lines of
     paragraphs, headings, list items are short; lines inside a paragraph run to the margin).
     """
-    lines = [normalise_space(line) for line in page_text.replace("\xad", "").splitlines()]
+    lines = [normalise_space(line) for line in page_text.translate(_CLEANUP).splitlines()]
     full = max((len(line) for line in lines), default=0)
     short = 0.7 * full if full >= 40 else 0
     result: list[str] = []

@@ -32,6 +32,13 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 # feed and carriage return; DEL; C1 (what stray bytes turn into when read as Latin-1).
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.02
+# What Western European text in windows-1252 (or Latin-1) holds beyond ASCII: accented
+# letters and common punctuation, not the rarer symbols random bytes would also produce.
+_WESTERN = frozenset(
+    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ"
+    "€‚„…–—‘’“”•·«»¡¿°§©®™£¥¢\xa0½¼¾²³µ×÷±"
+)
+_MAX_ACCENTED_SHARE = 0.4
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\v]*\n|\f")
 BINARY_MESSAGE = "binary content, not text"
 
@@ -83,7 +90,7 @@ def decode_text(data: bytes, *, path: str | Path | None = None) -> str:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = _guess_decode(data, name)
+            text = _western_decode(data) or _guess_decode(data, name)
     if looks_binary(text):
         raise CorruptDocument(BINARY_MESSAGE + " (it holds control characters)", path=name)
     return text
@@ -99,6 +106,26 @@ def _utf16_without_bom(data: bytes) -> str | None:
     if even.count(0) > 0.9 * len(even) and odd.count(0) == 0:
         return "utf-16-be"
     return None
+
+
+def _western_decode(data: bytes) -> str | None:
+    """windows-1252 when the bytes read as plausible Western European text in it, else None.
+
+    charset-normalizer tends to pick windows-1250 for short French or Spanish text, turning
+    "è" into "č"; Western text is mostly ASCII with a few accented letters, which text in other
+    single-byte encodings (Cyrillic, Greek read as windows-1252) is not.
+    """
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    sample = text[:65536]
+    extra = [char for char in sample if ord(char) > 127]
+    if any(char not in _WESTERN for char in extra):
+        return None
+    letters = sum(char.isalpha() for char in sample)
+    accented = sum(char.isalpha() for char in extra)
+    return text if accented <= _MAX_ACCENTED_SHARE * max(letters, 1) else None
 
 
 def _guess_decode(data: bytes, name: str | None) -> str:
