@@ -7,7 +7,6 @@ encrypted PDF, a scan without a text layer, a zip bomb renamed .docx...).
 
 from __future__ import annotations
 
-import io
 import random
 import zipfile
 from pathlib import Path
@@ -20,9 +19,22 @@ LOREM = (
 )
 
 
+# One distinctive fact per page / section, so a test can check where a known passage lands
+# (near-identical template sentences would test the embedder's ability to read numbers instead).
+PAGE_FACTS = (
+    "The inlet guide vanes must be inspected for erosion every five hundred operating hours.",
+    "Lubricating oil above eighty-five degrees Celsius trips the journal bearing alarm.",
+    "The exhaust diffuser is built from Inconel sheet welded in eight curved segments.",
+    "Blade tip clearance is measured with a feeler gauge at the twelve o'clock position.",
+    "Vibration above seven millimetres per second forces an automatic shutdown of the rotor.",
+    "The fuel nozzles are cleaned ultrasonically in a citric acid bath for twenty minutes.",
+)
+
+
 def page_sentence(page: int) -> str:
     """The distinctive sentence printed on a given page (1-based) of ``make_pdf``'s output."""
-    return f"The turbine inspection on page {page} found marker{page:03d} corrosion near the flange."
+    fact = PAGE_FACTS[page - 1] if page <= len(PAGE_FACTS) else f"Page {page} lists spare part number {page * 7919}."
+    return f"{fact} (marker{page:03d})"
 
 
 def make_pdf(
@@ -94,9 +106,18 @@ def _save_pdf(pdf: FPDF, path: Path) -> Path:
     return path
 
 
+SECTION_FACTS = {
+    "Installation": "Anchor the base frame with four chemical bolts before grouting.",
+    "On Linux": "Load the usbserial driver before starting the controller daemon.",
+    "Kernel modules": "Blacklist the conflicting ftdi_sio module in modprobe.d.",
+    "On Windows": "Install the signed COM port driver from the vendor USB stick.",
+    "Maintenance": "Replace the impeller wear ring when its clearance exceeds 0.8 millimetres.",
+}
+
+
 def section_sentence(*section: str) -> str:
     """The distinctive sentence written under a heading path in the DOCX/Markdown/HTML fixtures."""
-    return "Only " + " / ".join(section) + " explains the sealing procedure in detail."
+    return SECTION_FACTS.get(section[-1], "Only " + " / ".join(section) + " explains the sealing procedure.")
 
 
 # The heading tree the DOCX, Markdown and HTML fixtures share: (level, title).
@@ -167,7 +188,8 @@ def make_markdown(path: Path) -> Path:
     lines += ["Read *this* handbook before the **first** start; see [the site](https://x.test).", ""]
     for (level, heading), section in zip(HEADINGS, heading_paths()):
         lines += ["#" * (level + 1) + " " + heading, "", section_sentence(*section), ""]
-    lines += ["- first item", "- second `item`", "", "```python", "def torque(x):", "    return  x * 2", "```", ""]
+    lines += ["- first item", "- second `item`", ""]
+    lines += ["```python", "def torque(x):", "    return  x * 2", "```", ""]
     lines += ["| " + " | ".join(row) + " |" for row in TABLE[:1]] + ["|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in TABLE[1:]]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -255,12 +277,43 @@ def mutate(data: bytes, seed: int, flips: int = 20) -> bytes:
     return bytes(buffer)
 
 
-def pdf_bytes(pages: int = 2) -> bytes:
-    buffer = io.BytesIO()
-    pdf = FPDF()
-    for page in range(1, pages + 1):
-        pdf.add_page()
-        pdf.set_font("Helvetica", size=11)
-        pdf.multi_cell(0, 6, page_sentence(page))
-    buffer.write(bytes(pdf.output()))
-    return buffer.getvalue()
+def make_html_encoded(path: Path, text: str, encoding: str, *, meta: bool = True) -> Path:
+    """A small page in a legacy encoding, declaring it in <meta charset> or not at all."""
+    head = f"<meta charset='{encoding}'>" if meta else ""
+    page = f"<html><head>{head}<title>Encoded</title></head><body><p>{text}</p></body></html>"
+    path.write_bytes(page.encode(encoding))
+    return path
+
+
+def make_article_page(path: Path) -> Path:
+    """No <main>: one <article> among body text that is not part of it."""
+    body = (
+        "<div>BODY TEASER outside the article</div><article><header><h1>Article title</h1></header>"
+        "<p>The article body sentence.</p><footer>ARTICLE FOOTER</footer></article>"
+    )
+    path.write_text(html_page(body, title=""), encoding="utf-8")
+    return path
+
+
+def make_legacy_doc(path: Path) -> Path:
+    """The signature of an OLE2 compound file (a Word 97-2003 .doc) under a .docx name."""
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + b"Word.Document.8" * 10)
+    return path
+
+
+def make_undecodable_text(path: Path) -> Path:
+    """Words around every byte from 0x80 to 0xff: not UTF-8, and no encoding explains them."""
+    path.write_bytes((b"Pump report " + bytes(range(0x80, 0x100))) * 3)
+    return path
+
+
+def damage_docx_part(source: Path, path: Path, seed: int) -> Path:
+    """A copy of a DOCX, still a valid zip, with its document, styles or package XML damaged."""
+    victim = ("word/document.xml", "word/styles.xml", "[Content_Types].xml", "_rels/.rels")[seed % 4]
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as copy:
+        for member in original.infolist():
+            data = original.read(member)
+            if member.filename == victim:
+                data = mutate(data, seed, flips=(1, 5, 40)[seed % 3])
+            copy.writestr(member, data)
+    return path

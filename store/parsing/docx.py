@@ -35,6 +35,7 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .doc, or an encrypted
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 _BOMB_MIN_BYTES = 1_000_000  # small members may compress very well without being a threat
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
+_TOC_STYLE = re.compile(r"toc(\s*[1-9]|\s*heading)$", re.IGNORECASE)
 _TAGS_P, _TAGS_TBL, _TAGS_SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
 # python-docx's Paragraph.text reads runs and hyperlinks only; tracked insertions, smart tags,
 # simple fields and inline content controls hold visible text too.
@@ -163,9 +164,9 @@ def _heading_level(paragraph: Paragraph) -> int | None:
             continue
         if name.casefold() == "title":
             return 0
-        if name.casefold().startswith("toc"):
+        if _TOC_STYLE.match(name):
             return -1
-        match = _HEADING_STYLE.search(name)
+        match = _HEADING_STYLE.match(name)
         if match:
             return int(match.group(1))
     return None
@@ -202,7 +203,7 @@ def table_text(table: CT_Tbl) -> str:
             for cell in row.tc_lst
         ]
         if any(cells):
-            lines.append(" | ".join(cells))
+            lines.append(normalise_space(" | ".join(cells)))  # "a |  | c" -> "a | | c"
     return "\n".join(lines)
 
 

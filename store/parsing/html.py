@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 # HTML5: labels browsers read as windows-1252, and "utf-16" without a BOM read as UTF-8.
-_CHARSET_ALIASES = {"iso8859-1": "cp1252", "latin-1": "cp1252", "ascii": "cp1252", "utf-16": "utf-8",
-                    "utf-16-le": "utf-8", "utf-16-be": "utf-8"}
+_CHARSET_ALIASES = {
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+    "utf-16": "utf-8",
+    "utf-16-le": "utf-8",
+    "utf-16-be": "utf-8",
+}
 
 _DROP_TAGS = frozenset({
     "script", "style", "nav", "footer", "aside", "form", "noscript", "template", "head",
@@ -41,7 +46,7 @@ _BLOCK_TAGS = frozenset({
     "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
     "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hr",
     "li", "main", "nav", "ol", "p", "section", "summary", "table", "tbody", "td", "tfoot", "th",
-    "thead", "tr", "ul", "br",
+    "thead", "tr", "ul",
 })
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 
@@ -54,7 +59,7 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
     )
     try:
         root = etree.fromstring(text.encode("utf-8", errors="replace"), parser)
-    except (etree.XMLSyntaxError, etree.ParserError, ValueError) as exc:
+    except (etree.LxmlError, ValueError) as exc:
         raise CorruptDocument(f"the HTML cannot be parsed ({exc})", path=path.name) from exc
     for error in parser.error_log:
         if error.type_name == "ERR_RESOURCE_LIMIT":
@@ -94,10 +99,11 @@ def _declared_charset(head: bytes) -> str | None:
 
 def main_content(root: etree._Element) -> etree._Element:
     """The element holding the page's own text (see the module docstring for the order)."""
-    for candidate in root.iter("main"):
-        return candidate
-    for candidate in root.iterfind(".//*[@role='main']"):
-        return candidate
+    found = next(root.iter("main"), None)
+    if found is None:
+        found = next(root.iterfind(".//*[@role='main']"), None)
+    if found is not None:
+        return found
     articles = list(root.iter("article"))
     if len(articles) == 1:
         return articles[0]
@@ -187,7 +193,7 @@ class _Walker:
     def _boundary(self, tag: str) -> None:
         if tag in _BLOCK_TAGS:
             if self._tables or self._heading is not None or self._pre:
-                self._add(" " if not self._pre or tag != "br" else "\n")
+                self._add(" ")
             else:
                 self._flush()
 
@@ -207,6 +213,8 @@ class _Walker:
         elif tag == "pre" and not self._tables and self._heading is None:
             self._flush()
             self._pre += 1
+        elif tag == "br":  # a line break inside a paragraph: the paragraph goes on
+            self._add("\n" if self._pre else " ")
         else:
             self._boundary(tag)
 
@@ -216,7 +224,7 @@ class _Walker:
         elif tag == "table" and self._tables:
             self._tables -= 1
             if not self._tables:
-                rows = (" | ".join(row) for row in self._rows if any(row))
+                rows = (normalise_space(" | ".join(row)) for row in self._rows if any(row))
                 self._emit("\n".join(rows), "table")
         elif self._tables == 1 and tag in ("td", "th", "caption") and self._cell is not None:
             cell = normalise_space("".join(self._cell))

@@ -114,7 +114,8 @@ class _Builder:
             elif kind == "table_open":
                 self._table_rows = []
             elif kind == "table_close" and self._table_rows is not None:
-                self._emit("\n".join(" | ".join(row) for row in self._table_rows if any(row)), "table")
+                rows = (normalise_space(" | ".join(row)) for row in self._table_rows if any(row))
+                self._emit("\n".join(rows), "table")
                 self._table_rows = None
             elif kind == "tr_open" and self._table_rows is not None:
                 self._table_rows.append([])

@@ -99,7 +99,7 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
                 text = reader.pages[index].extract_text() or ""
         except CorruptDocument as exc:
             # One damaged page should not cost the rest of the document.
-            log.warning("%s", exc)
+            log.debug("%s", exc)
             failed.append(index + 1)
             text = ""
         blocks.extend(cursor.blocks_for_page(index, paragraphs(text)))

@@ -90,7 +90,7 @@ def decode_text(data: bytes, *, path: str | Path | None = None) -> str:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = _western_decode(data) or _guess_decode(data, name)
+            text = _mostly_utf8(data) or _western_decode(data) or _guess_decode(data, name)
     if looks_binary(text):
         raise CorruptDocument(BINARY_MESSAGE + " (it holds control characters)", path=name)
     return text
@@ -106,6 +106,14 @@ def _utf16_without_bom(data: bytes) -> str | None:
     if even.count(0) > 0.9 * len(even) and odd.count(0) == 0:
         return "utf-16-be"
     return None
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with a few stray bytes (a Latin-1 character pasted in): keep it UTF-8."""
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    valid = len(text) - len(text.encode("ascii", errors="ignore")) - invalid  # non-ASCII, decoded
+    return text if valid > invalid else None
 
 
 def _western_decode(data: bytes) -> str | None:
