@@ -447,20 +447,23 @@ class KnowledgeBase:
         """The ``k`` best passages for ``query``; ``mode`` is hybrid (default), vector or keyword."""
         if mode not in SEARCH_MODES:
             raise KnowledgeBaseError(f"unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}")
+        return self.search_all(query, k, modes=(mode,))[mode]
+
+    def search_all(self, query: str, k: int = 5, modes: tuple[str, ...] = SEARCH_MODES) -> dict[str, list[SearchHit]]:
+        """Ranked hits per mode, embedding the query and running each search once."""
         query = (query or "").strip()
         if not query or k <= 0:
-            return []
+            return {mode: [] for mode in modes}
         fetch = max(4 * k, 50)
-        scored: list[tuple[int, float]]
-        if mode == "keyword":
-            scored = fts.keyword_search(self.db, self.id, query, fetch)
-        elif mode == "vector":
-            scored = self._vector_search(query, fetch)
-        else:
-            vector = self._vector_search(query, fetch)
-            keyword = fts.keyword_search(self.db, self.id, query, fetch)
-            scored = reciprocal_rank_fusion([[i for i, _ in vector], [i for i, _ in keyword]])
-        return self._hits(scored, k)
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        if {"vector", "hybrid"} & set(modes):
+            ranked["vector"] = self._vector_search(query, fetch)
+        if {"keyword", "hybrid"} & set(modes):
+            ranked["keyword"] = fts.keyword_search(self.db, self.id, query, fetch)
+        if "hybrid" in modes:
+            ranked["hybrid"] = reciprocal_rank_fusion([[i for i, _ in ranked["vector"]],
+                                                       [i for i, _ in ranked["keyword"]]])
+        return {mode: self._hits(ranked[mode], k) for mode in modes}
 
     def _vector_search(self, query: str, k: int) -> list[tuple[int, float]]:
         index = self._ensure_index()

@@ -98,6 +98,10 @@ def open_db(path: Path) -> Database:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         migrations.apply(db)
+        from store import registry, sessions  # each owns its tables and migrations
+
+        registry.migrations.apply(db)
+        sessions.migrations.apply(db)
     except sqlite3.DatabaseError as exc:
         raise KnowledgeBaseError(f"cannot open the database {path}: {exc}") from exc
     return db

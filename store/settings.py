@@ -42,6 +42,17 @@ class Settings:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+    # Chat (llama.cpp). chat_model: a GGUF path or a registry name; None = bundled SmolLM2-135M-Instruct.
+    chat_model: str | None = None
+    chat_context: int = 4096
+    chat_threads: int = 0  # 0 = one per CPU core
+    temperature: float = 0.0
+    max_tokens: int = 320
+    retrieval_k: int = 5
+    # Relevance gate (see assistant/retrieval.py); calibrated with `python app.py eval rag`.
+    relevance_threshold: float = 0.45
+    support_threshold: float = 0.5
+    max_question_chars: int = 4000
     # Web app.
     host: str = "127.0.0.1"
     port: int = 7860
@@ -109,6 +120,8 @@ class Settings:
             )
         if self.max_file_mb <= 0:
             raise ConfigError("max_file_mb must be positive")
+        if self.chat_context < 512:
+            raise ConfigError(f"chat_context must be at least 512 tokens (got {self.chat_context})")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"port must be between 1 and 65535 (got {self.port})")
 

@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = kb_sub.add_parser("check", help="verify that SQLite, full-text and vector indexes agree")
     _kb_option(check)
     check.set_defaults(handler=cmd_kb_check)
+
+    from ui import cli_chat
+
+    cli_chat.register(sub)
     return parser
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from store.embedding import Embedder
 from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_name
 from store.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.assistant import Assistant
 
 
 @dataclass
@@ -21,14 +25,12 @@ class Services:
     _kbs: dict[str, KnowledgeBase] = field(default_factory=dict)
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _assistant: "Assistant | None" = None
 
     @property
     def embedder(self) -> Embedder:
         with self._guard:
-            if self._embedder is None:
-                s = self.settings
-                self._embedder = Embedder(s.embedder_path, batch_size=s.embed_batch_size)
-            return self._embedder
+            return self.embedder_unlocked()
 
     def kb(self, name: str | None = None, *, create: bool = True, allow_embedder_change: bool = False) -> KnowledgeBase:
         """The open knowledge base ``name`` (the default one when None)."""
@@ -48,11 +50,31 @@ class Services:
         self.kb(name)
         return self._locks[validate_name(name or self.settings.default_kb)]
 
+    @property
+    def assistant(self) -> "Assistant":
+        from assistant.assistant import Assistant
+        from assistant.llm import LlamaRuntime
+
+        with self._guard:
+            if self._assistant is None:
+                s = self.settings
+                runtime = LlamaRuntime(context=s.chat_context, threads=s.chat_threads)
+                self._assistant = Assistant(s, runtime, lambda name: self.kb(name), self.embedder_unlocked())
+            return self._assistant
+
+    def embedder_unlocked(self) -> Embedder:
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = Embedder(s.embedder_path, batch_size=s.embed_batch_size)
+        return self._embedder
+
     def knowledge_bases(self) -> list[dict]:
         return list_knowledge_bases(self.settings)
 
     def close(self) -> None:
         with self._guard:
+            if self._assistant is not None:
+                self._assistant.runtime.unload()
             for kb in self._kbs.values():
                 kb.close()
             self._kbs.clear()

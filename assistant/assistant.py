@@ -1,0 +1,171 @@
+"""The Assistant facade: ``ask(question, history) -> Iterator[AnswerEvent]``.
+
+One question: retrieve (hybrid search + relevance gate), fit the best sources into the model's
+window, stream the model's reply, then map its ``[n]`` markers to checked citations. When the
+gate finds nothing relevant, or the reply is not supported by any source it cites, the answer
+is the abstention reply instead of an invented one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from assistant import prompting
+from assistant.citations import cite
+from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token
+from assistant.extractive import addresses, best_sentence
+from assistant.llm import BUNDLED_MODEL_NAME, LlamaRuntime, bundled_model_path
+from assistant.retrieval import Retrieval, retrieve
+from store.errors import DomainsmithError, KnowledgeBaseError
+from store.knowledge_base import KnowledgeBase
+from store.records import SearchHit
+from store.registry import resolve_model
+from store.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ABSTAIN_REPLY = prompting.ABSTAIN_REPLY
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    kb: str | None = None
+    model: str | None = None
+    use_kb: bool = True
+    mode: str = "hybrid"
+    k: int | None = None
+
+
+class Assistant:
+    def __init__(self, settings: Settings, runtime: LlamaRuntime, open_kb: Callable[[str | None], KnowledgeBase],
+                 embedder):
+        self.settings = settings
+        self.runtime = runtime
+        self.open_kb = open_kb
+        self.embedder = embedder  # checks citations against the sentences that cite them
+
+    # -- models ----------------------------------------------------------------------------
+
+    def model_path(self, spec: str | None) -> tuple[Path, str]:
+        """(GGUF path, display name) for a path, a registry name, or None (the configured default)."""
+        spec = spec or self.settings.chat_model
+        if not spec or spec in ("default", BUNDLED_MODEL_NAME):
+            return bundled_model_path(), BUNDLED_MODEL_NAME
+        path = resolve_model(self.settings.db_path, spec)
+        return path, spec if not Path(spec).expanduser().is_file() else path.name
+
+    def use_model(self, spec: str | None):
+        path, name = self.model_path(spec)
+        return self.runtime.load(path, name)
+
+    # -- answering -------------------------------------------------------------------------
+
+    def ask(self, question: str, history: Sequence[dict] = (), options: AskOptions = AskOptions()) -> Iterator[AnswerEvent]:
+        started = time.monotonic()
+        question = (question or "").strip()
+        if not question:
+            raise DomainsmithError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            yield Notice(f"The question was {len(question):,} characters long; only the first "
+                         f"{self.settings.max_question_chars:,} were used.")
+            question = question[: self.settings.max_question_chars]
+        loaded = self.use_model(options.model)
+        if not options.use_kb:
+            yield from self._generate(prompting.build_messages(question, [], history, prompting.NO_KB_SYSTEM_PROMPT),
+                                      [], loaded.name, started, grounded=False)
+            return
+        kb = self.open_kb(options.kb)
+        if kb.stats()["chunks"] == 0:
+            raise KnowledgeBaseError(f"knowledge base {kb.name!r} is empty: there is nothing to search. "
+                                     "Add documents first (Knowledge Base tab or `python app.py kb add`).")
+        retrieval = self.retrieve(kb, question, history, options)
+        if not retrieval.relevant:
+            yield from self._abstain(retrieval, loaded.name, started,
+                                     f"no passage is relevant enough (relevance {retrieval.relevance:.2f} "
+                                     f"< {self.settings.relevance_threshold:.2f})")
+            return
+        sources = sources_from(retrieval.hits)
+        budget = prompting.Budget(loaded.context, min(self.settings.max_tokens, loaded.context // 4))
+        sources, kept_history, dropped = prompting.fit(question, sources, history, budget, self.runtime.count_tokens)
+        if dropped:
+            yield Notice(f"The model's {loaded.context}-token context holds {len(sources)} of the "
+                         f"{len(retrieval.hits)} passages and {len(kept_history)} earlier messages.")
+        if not sources:
+            yield from self._abstain(retrieval, loaded.name, started, "no passage fits the model's context")
+            return
+        messages = prompting.build_messages(question, sources, kept_history)
+        yield from self._generate(messages, sources, loaded.name, started, grounded=True)
+
+    def retrieve(self, kb: KnowledgeBase, question: str, history: Sequence[dict] = (),
+                 options: AskOptions = AskOptions()) -> Retrieval:
+        return retrieve(kb, question, history, k=options.k or self.settings.retrieval_k,
+                        threshold=self.settings.relevance_threshold, mode=options.mode)
+
+    def _generate(self, messages: list[dict], sources: list[Source], model: str, started: float,
+                  grounded: bool) -> Iterator[AnswerEvent]:
+        pieces: list[str] = []
+        first = None
+        max_tokens = min(self.settings.max_tokens, self.runtime.loaded.context // 4) if grounded else self.settings.max_tokens
+        for piece in self.runtime.stream_chat(messages, max_tokens=max_tokens,
+                                              temperature=self.settings.temperature):
+            if first is None:
+                first = time.monotonic() - started
+            pieces.append(piece)
+            yield Token(piece)
+        reply = "".join(pieces).strip()
+        seconds = time.monotonic() - started
+        if not grounded:
+            yield Done(Answer(reply, False, [], [], model=model, seconds=seconds, first_token_seconds=first))
+            return
+        if is_abstention(reply):
+            yield Done(Answer(ABSTAIN_REPLY, True, [], sources, reason="the model found no answer in the sources",
+                              model=model, seconds=seconds, first_token_seconds=first))
+            return
+        cited = cite(reply, sources, self.embedder, self.settings.support_threshold)
+        question = messages[-1]["content"].rsplit("Question: ", 1)[-1]
+        if any(c.supported for c in cited.citations) and addresses(question, cited.text, self.embedder):
+            yield Done(Answer(cited.text, False, cited.citations, sources, model=model, seconds=seconds,
+                              first_token_seconds=first))
+            return
+        extract = best_sentence(question, sources, self.embedder)
+        if extract is not None and extract.score >= self.settings.support_threshold:
+            quoted = cite(f"{extract.sentence} [{extract.n}]", sources, self.embedder, self.settings.support_threshold)
+            yield Notice("The model's reply did not answer from the sources; quoting the passage that does.")
+            yield Done(Answer(quoted.text, False, quoted.citations, sources, model=model, seconds=seconds,
+                              first_token_seconds=first, extractive=True))
+            return
+        yield Done(Answer(ABSTAIN_REPLY, True, [], sources, reason="the answer is not supported by the sources",
+                          model=model, seconds=seconds, first_token_seconds=first))
+
+    def _abstain(self, retrieval: Retrieval, model: str, started: float, reason: str) -> Iterator[AnswerEvent]:
+        yield Token(ABSTAIN_REPLY)
+        yield Done(Answer(ABSTAIN_REPLY, True, [], sources_from(retrieval.hits), reason=reason, model=model,
+                          seconds=time.monotonic() - started, first_token_seconds=time.monotonic() - started))
+
+
+def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
+    return [Source(n=i, chunk_id=h.chunk_id, document=h.document, source=h.source, page=h.page,
+                   section=h.section, text=h.text, score=h.score) for i, h in enumerate(hits, start=1)]
+
+
+def is_abstention(reply: str) -> bool:
+    text = reply.lower()
+    return ABSTAIN_REPLY.lower().rstrip(".") in text or "do not contain the answer" in text \
+        or "does not contain the answer" in text
+
+
+def ask_once(assistant: Assistant, question: str, options: AskOptions = AskOptions(),
+             on_token: Callable[[str], None] | None = None) -> Answer:
+    """Run ``ask`` to the end; returns the final answer (tokens go to ``on_token``)."""
+    answer = None
+    for event in assistant.ask(question, (), options):
+        if isinstance(event, Token) and on_token:
+            on_token(event.text)
+        elif isinstance(event, Done):
+            answer = event.answer
+    assert answer is not None
+    return answer

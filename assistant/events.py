@@ -1,0 +1,79 @@
+"""What ``Assistant.ask`` yields: tokens as they are generated, then the sources, then the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved passage offered to the model as ``[n]``."""
+
+    n: int
+    chunk_id: str
+    document: str
+    source: str
+    page: int | None
+    section: str
+    text: str
+    score: float = 0.0
+
+    @property
+    def where(self) -> str:
+        """"page 3", "Maintenance > Seals", or "" (for a citation line)."""
+        return f"page {self.page}" if self.page else self.section
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A source the answer cites, with the check of the sentence that cites it."""
+
+    n: int
+    document: str
+    source: str
+    page: int | None
+    section: str
+    text: str
+    supported: bool
+    support: float = 0.0  # the check's score, 0..1
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "document": self.document, "source": self.source, "page": self.page,
+                "section": self.section, "text": self.text, "supported": self.supported}
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about how the question was handled (truncated, budget shrunk)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    reason: str = ""  # why it abstained, when it did
+    model: str = ""
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+    extractive: bool = False  # the model's reply failed its checks; the answer quotes the best passage
+
+    def to_json(self) -> dict:
+        """The ``ask --json`` object (a stable contract)."""
+        return {"answer": self.text, "abstained": self.abstained, "citations": [c.to_json() for c in self.citations]}
+
+
+@dataclass(frozen=True)
+class Done:
+    answer: Answer
+
+
+AnswerEvent = Token | Notice | Done
