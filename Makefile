@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q tests
 
 clean-venv:
 	rm -rf $(VENV)
