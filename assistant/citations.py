@@ -18,9 +18,8 @@ import numpy as np
 
 from assistant.events import Citation, Source
 from assistant.retrieval import coverage, key_terms
+from assistant.sentences import MARKER, split_sentences
 
-_MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -30,16 +29,12 @@ class CitedAnswer:
     attributed: bool  # True when the markers were added by attribution, not written by the model
 
 
-def sentences(text: str) -> list[str]:
-    return [m.group(0).strip() for m in _SENTENCE.finditer(text) if m.group(0).strip()]
-
-
 def markers(sentence: str) -> list[int]:
-    return [int(n) for group in _MARKER.findall(sentence) for n in group.split(",")]
+    return [int(n) for group in MARKER.findall(sentence) for n in group.split(",")]
 
 
 def strip_markers(text: str) -> str:
-    return _MARKER.sub("", text).strip()
+    return MARKER.sub("", text).strip()
 
 
 def drop_dangling(text: str, valid: set[int]) -> str:
@@ -47,7 +42,7 @@ def drop_dangling(text: str, valid: set[int]) -> str:
     def keep(match: re.Match) -> str:
         numbers = [n.strip() for n in match.group(1).split(",") if int(n) in valid]
         return f" [{', '.join(numbers)}]" if numbers else ""
-    return _MARKER.sub(keep, text)
+    return MARKER.sub(keep, text)
 
 
 def support_scores(embedder, claims: Sequence[str], passages: Sequence[str]) -> np.ndarray:
@@ -63,7 +58,7 @@ def support_scores(embedder, claims: Sequence[str], passages: Sequence[str]) -> 
 def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.5) -> CitedAnswer:
     by_n = {s.n: s for s in sources}
     text = drop_dangling(answer, set(by_n))
-    parts = sentences(text)
+    parts = split_sentences(text)
     cited = [(strip_markers(s), [n for n in markers(s) if n in by_n]) for s in parts]
     attributed = False
     if sources and not any(numbers for _, numbers in cited):

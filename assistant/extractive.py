@@ -8,7 +8,6 @@ best answers the question is quoted instead, with its citation, if one is good e
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,8 +15,7 @@ import numpy as np
 
 from assistant.events import Source
 from assistant.retrieval import coverage, key_terms
-
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S))+[.!?]?")  # "0.8 mm" and "e.g." stay inside a sentence
+from assistant.sentences import split_sentences
 
 
 def addresses(question: str, reply: str, embedder, threshold: float = 0.5) -> bool:
@@ -42,8 +40,8 @@ def best_sentence(question: str, sources: Sequence[Source], embedder, max_source
     """The sentence of the top passages that best matches the question (coverage + similarity)."""
     candidates: list[tuple[str, int]] = []
     for source in sources[:max_sources]:
-        for match in _SENTENCE.finditer(source.text):
-            sentence = " ".join(match.group(0).split())
+        for sentence in split_sentences(source.text):
+            sentence = " ".join(sentence.split())
             if len(key_terms(sentence)) >= 3:
                 candidates.append((sentence, source.n))
     if not candidates:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from assistant.events import Source
+from assistant.sentences import SENTENCE
 
 ABSTAIN_REPLY = "The documents do not contain the answer to this question."
 
@@ -35,7 +36,6 @@ _INJECTION = re.compile(
     r"|you\s+are\s+now\s+|new\s+instructions?\s*:|system\s+prompt|<\s*/?\s*(system|source|im_start|im_end)",
     re.IGNORECASE,
 )
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 REDACTED = "[instruction-like text removed]"
 
 
@@ -43,7 +43,7 @@ def neutralise(text: str) -> str:
     """Replace sentences that address the model with instructions by a marker."""
     if not _INJECTION.search(text):
         return text
-    return _SENTENCE.sub(lambda m: REDACTED if _INJECTION.search(m.group(0)) else m.group(0), text)
+    return SENTENCE.sub(lambda m: REDACTED if _INJECTION.search(m.group(0)) else m.group(0), text)
 
 
 def format_source(source: Source) -> str:
