@@ -12,13 +12,12 @@ log = logging.getLogger(__name__)
 def build_ui(services: Services):
     import gradio as gr
 
-    from ui import knowledge_tab
+    from ui import chat_tab, knowledge_tab
 
     with gr.Blocks(title="Domainsmith") as demo:
         gr.Markdown("# Domainsmith\nYour documents, your model, your machine.")
         with gr.Tab("Chat"):
-            gr.Markdown("Grounded chat with citations arrives with the Chat issue. "
-                        "Until then, search your documents in the Knowledge Base tab.")
+            chat_tab.build(services)
         with gr.Tab("Knowledge Base"):
             knowledge_tab.build(services)
         with gr.Tab("Fine-tune"):

@@ -1,0 +1,123 @@
+"""Chat tab: streaming grounded answers with numbered, expandable sources.
+
+Handlers are plain generators over ``Services``; ``build`` wires them to components.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Iterator
+
+from assistant.assistant import AskOptions
+from assistant.events import Answer, Done, Notice, Token
+from assistant.llm import BUNDLED_MODEL_NAME
+from store.errors import DomainsmithError
+from store.registry import ModelRegistry
+from store.sessions import SessionStore
+from ui.services import Services
+
+NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
+
+
+def model_choices(services: Services) -> list[str]:
+    kb = services.kb()
+    return [BUNDLED_MODEL_NAME] + [m.name for m in ModelRegistry(kb.db).list()]
+
+
+def kb_choices(services: Services) -> list[str]:
+    names = [b["name"] for b in services.knowledge_bases()]
+    return names or [services.settings.default_kb]
+
+
+def sources_markdown(answer: Answer) -> str:
+    """Numbered sources, each expanding to its passage; failed checks marked."""
+    if answer.abstained:
+        return f"{NOT_IN_DOCUMENTS} {html.escape(answer.reason)}"
+    if not answer.citations:
+        return ""
+    lines = ["**Sources**"]
+    for c in answer.citations:
+        where = ", ".join(x for x in (f"page {c.page}" if c.page else "", c.section) if x)
+        flag = "" if c.supported else " ❗ *citation not supported by this passage*"
+        lines.append(f"<details><summary>[{c.n}] {html.escape(c.source)}"
+                     f"{' — ' + html.escape(where) if where else ''}{flag}</summary>\n\n"
+                     f"> {html.escape(c.text).replace(chr(10), chr(10) + '> ')}\n</details>")
+    if answer.extractive:
+        lines.append("*The model's reply did not hold up against the sources; the answer quotes the passage.*")
+    return "\n".join(lines)
+
+
+def respond(services: Services, message: str, history: list[dict], kb: str, model: str, use_kb: bool,
+            session_id: str | None) -> Iterator[tuple[list[dict], str, str | None]]:
+    """Stream one answer into the chat history; persist both turns in the session."""
+    history = list(history or [])
+    prior = [{"role": m["role"], "content": m["content"]} for m in history if isinstance(m.get("content"), str)]
+    history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    notes: list[str] = []
+    answer = None
+    for event in services.assistant.ask(message, prior, AskOptions(kb=kb, model=model, use_kb=use_kb)):
+        if isinstance(event, Token):
+            history[-1]["content"] += event.text
+        elif isinstance(event, Notice):
+            notes.append(f"*{event.text}*")
+        elif isinstance(event, Done):
+            answer = event.answer
+            history[-1]["content"] = answer.text
+        yield history, "\n\n".join(notes), session_id
+    assert answer is not None
+    sessions = SessionStore(services.kb(kb).db)
+    if session_id is None:
+        session_id = sessions.create(message, kb=kb if use_kb else None, model=model)
+    sessions.append(session_id, "user", message)
+    sessions.append(session_id, "assistant", answer.text, abstained=answer.abstained,
+                    citations=[c.to_json() for c in answer.citations])
+    yield history, "\n\n".join(notes + [sources_markdown(answer)]), session_id
+
+
+def session_choices(services: Services) -> list[tuple[str, str]]:
+    return [(f"{s.title} ({s.updated_at[:16].replace('T', ' ')})", s.id)
+            for s in SessionStore(services.kb().db).sessions()]
+
+
+def reopen(services: Services, session_id: str | None) -> tuple[list[dict], str, str | None]:
+    if not session_id:
+        return [], "", None
+    messages = SessionStore(services.kb().db).messages(session_id)
+    return [{"role": m["role"], "content": m["content"]} for m in messages], "", session_id
+
+
+def build(services: Services) -> None:
+    import gradio as gr
+
+    session = gr.State(None)
+    with gr.Row():
+        model = gr.Dropdown(model_choices(services), value=BUNDLED_MODEL_NAME, label="Model",
+                            allow_custom_value=True, info="bundled, exported, or a path to a .gguf file", scale=2)
+        kb = gr.Dropdown(kb_choices(services), value=services.settings.default_kb, label="Knowledge base",
+                         allow_custom_value=True, scale=2)
+        use_kb = gr.Checkbox(value=True, label="Answer from the knowledge base", scale=1)
+        past = gr.Dropdown(session_choices(services), label="Past chats", scale=2)
+    chatbot = gr.Chatbot(label="Chat", height=420)
+    sources = gr.Markdown()
+    with gr.Row():
+        question = gr.Textbox(placeholder="Ask a question about your documents", show_label=False, scale=6)
+        send = gr.Button("Ask", variant="primary", scale=1)
+        stop = gr.Button("Stop", scale=1)
+        new = gr.Button("New chat", scale=1)
+
+    def ask(message, history, kb_name, model_name, use, sid):
+        if not (message or "").strip():
+            raise gr.Error("Type a question first.")
+        try:
+            yield from respond(services, message, history, kb_name, model_name, use, sid)
+        except DomainsmithError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    inputs = [question, chatbot, kb, model, use_kb, session]
+    outputs = [chatbot, sources, session]
+    events = [send.click(ask, inputs, outputs), question.submit(ask, inputs, outputs)]
+    for event in events:
+        event.then(lambda: "", None, question)
+    stop.click(None, None, None, cancels=events)
+    new.click(lambda: ([], "", None), None, outputs)
+    past.change(lambda sid: reopen(services, sid), past, outputs)
