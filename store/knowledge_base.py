@@ -11,17 +11,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from sqlite_utils import Database
 
-from store import fts
+from store import fts, kb_rows
 from store.chunking import Chunker
 from store.embedding import Embedder
 from store.errors import DocumentNotFound, EmbedderMismatch, KnowledgeBaseError
@@ -112,7 +110,7 @@ class KnowledgeBase:
                     """INSERT OR IGNORE INTO knowledge_bases
                        (name, embedder, dim, chunk_tokens, chunk_overlap, generation, created_at)
                        VALUES (?, ?, ?, ?, ?, 0, ?)""",
-                    [name, embedder.name, embedder.dim, settings.chunk_tokens, settings.chunk_overlap, _now()],
+                    [name, embedder.name, embedder.dim, settings.chunk_tokens, settings.chunk_overlap, kb_rows.now()],
                 )
                 row = cls._row(db, name)
             if (row["embedder"], row["dim"]) != (embedder.name, embedder.dim) and not allow_embedder_change:
@@ -147,7 +145,7 @@ class KnowledgeBase:
     # -- the index -------------------------------------------------------------------------
 
     def _generation(self) -> int:
-        return int(self.db.execute("SELECT generation FROM knowledge_bases WHERE id = ?", [self.id]).fetchone()[0])
+        return kb_rows.generation(self.db, self.id)
 
     def _ensure_index(self) -> VectorIndex:
         """The in-memory index, reloaded or rebuilt when SQLite has moved on."""
@@ -277,46 +275,18 @@ class KnowledgeBase:
             reason = f"same content as {duplicate[0]}, already in the knowledge base"
             summary.skipped.append((candidate.source, reason))
             return IngestEvent("skipped", path=str(candidate.path), source=candidate.source, reason=reason)
-        conn = self.db.conn
         with self._lock, self.db.atomic():
             generation = self._generation()
-            old_labels = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
-            replaced = self._delete_rows(doc_id) > 0
-            conn.execute(
-                """INSERT INTO documents (id, kb_id, origin, source, name, title, kind, pages, size_bytes,
-                   content_hash, chunk_count, text, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                [doc_id, self.id, candidate.origin, candidate.source, candidate.path.name, item.title,
-                 item.kind, item.pages, item.size_bytes, item.content_hash, len(item.chunks), item.text, _now()],
-            )
-            labels = []
-            for chunk, vector in zip(item.chunks, vectors):
-                cursor = conn.execute(
-                    """INSERT INTO chunks (chunk_id, kb_id, doc_id, idx, text, context, page, section, start, "end")
-                       VALUES (?,?,?,?,?,?,?,?,?,?)""",
-                    [f"{doc_id}:{chunk.index}", self.id, doc_id, chunk.index, chunk.text,
-                     chunk_context(item.title, chunk.section), chunk.page, chunk.section_path,
-                     chunk.start, chunk.end],
-                )
-                labels.append(cursor.lastrowid)
-                conn.execute(
-                    "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
-                    [cursor.lastrowid, self.id, vector.astype(np.float32).tobytes(),
-                     hashlib.sha256(chunk.text.encode()).hexdigest()[:16]],
-                )
-            conn.execute("UPDATE knowledge_bases SET generation = generation + 1 WHERE id = ?", [self.id])
+            old_labels = kb_rows.chunk_labels(self.db, doc_id)
+            replaced = kb_rows.delete_document(self.db, doc_id) > 0
+            labels = kb_rows.insert_document(self.db, self.id, doc_id, item, vectors)
+            kb_rows.bump_generation(self.db, self.id)
             self._apply_to_index(generation, remove=old_labels, add=(labels, vectors))
         status = "replaced" if replaced else "added"
         (summary.replaced if replaced else summary.added).append(candidate.source)
         summary.chunks_added += len(labels)
         return IngestEvent(status, path=str(candidate.path), source=candidate.source, doc_id=doc_id,
                            chunks=len(labels))
-
-    def _delete_rows(self, doc_id: str) -> int:
-        """Delete a document's rows (inside the caller's transaction); FTS follows by trigger."""
-        conn = self.db.conn
-        conn.execute("DELETE FROM embeddings WHERE chunk IN (SELECT id FROM chunks WHERE doc_id = ?)", [doc_id])
-        conn.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])
-        return conn.execute("DELETE FROM documents WHERE id = ?", [doc_id]).rowcount
 
     def _apply_to_index(self, generation_before: int, remove: list[int], add: tuple[list[int], np.ndarray] | None) -> None:
         """Mirror a committed write in the in-memory index, or drop it if another writer interleaved."""
@@ -334,12 +304,11 @@ class KnowledgeBase:
         """Remove a document: its chunks leave SQLite, the FTS index and the vector index."""
         document = self.document(doc_id)
         self._ensure_index()
-        conn = self.db.conn
         with self._lock, self.db.atomic():
             generation = self._generation()
-            labels = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
-            self._delete_rows(doc_id)
-            conn.execute("UPDATE knowledge_bases SET generation = generation + 1 WHERE id = ?", [self.id])
+            labels = kb_rows.chunk_labels(self.db, doc_id)
+            kb_rows.delete_document(self.db, doc_id)
+            kb_rows.bump_generation(self.db, self.id)
             self._apply_to_index(generation, remove=labels, add=None)
         self.save_index()
         return document
@@ -362,7 +331,7 @@ class KnowledgeBase:
             conn.execute("DELETE FROM embeddings WHERE kb_id = ?", [self.id])
             conn.executemany(
                 "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
-                [(r[0], self.id, v.tobytes(), hashlib.sha256(r[2].encode()).hexdigest()[:16])
+                [(r[0], self.id, v.tobytes(), kb_rows.text_hash(r[2]))
                  for r, v in zip(rows, vectors)],
             )
             conn.execute(
@@ -388,17 +357,17 @@ class KnowledgeBase:
 
     def documents(self) -> list[Document]:
         rows = self.db.execute(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE kb_id = ? ORDER BY source, added_at", [self.id]
+            f"SELECT {kb_rows.DOC_COLUMNS} FROM documents WHERE kb_id = ? ORDER BY source, added_at", [self.id]
         ).fetchall()
-        return [_document(r) for r in rows]
+        return [kb_rows.to_document(r) for r in rows]
 
     def document(self, doc_id: str) -> Document:
         row = self.db.execute(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE kb_id = ? AND id = ?", [self.id, doc_id]
+            f"SELECT {kb_rows.DOC_COLUMNS} FROM documents WHERE kb_id = ? AND id = ?", [self.id, doc_id]
         ).fetchone()
         if row is None:
             raise DocumentNotFound(f"no document {doc_id!r} in knowledge base {self.name!r}")
-        return _document(row)
+        return kb_rows.to_document(row)
 
     def stats(self) -> dict:
         count = lambda table: self.db.execute(f"SELECT count(*) FROM {table} WHERE kb_id = ?", [self.id]).fetchone()[0]  # noqa: E731
@@ -415,31 +384,10 @@ class KnowledgeBase:
 
         Returns the counts; raises ``KnowledgeBaseError`` naming the first disagreement.
         """
-        db = self.db
-        problems = []
-        bad_docs = db.execute(
-            """SELECT d.id FROM documents d WHERE d.kb_id = ? AND d.chunk_count !=
-               (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)""", [self.id]).fetchall()
-        if bad_docs:
-            problems.append(f"{len(bad_docs)} documents with missing chunks")
-        orphans = db.execute(
-            "SELECT count(*) FROM chunks c WHERE c.kb_id = ? AND c.doc_id NOT IN (SELECT id FROM documents)",
-            [self.id]).fetchone()[0]
-        if orphans:
-            problems.append(f"{orphans} chunks without a document")
-        chunk_ids = {r[0] for r in db.execute("SELECT id FROM chunks WHERE kb_id = ?", [self.id])}
-        embedded = {r[0] for r in db.execute("SELECT chunk FROM embeddings WHERE kb_id = ?", [self.id])}
-        if chunk_ids != embedded:
-            problems.append("chunks and embeddings differ")
-        try:
-            fts.check_integrity(db)
-        except sqlite3.DatabaseError as exc:
-            problems.append(f"full-text index damaged: {exc}")
-        if self.index.labels != chunk_ids:
-            problems.append("vector index and chunks differ")
+        problems, chunks = kb_rows.consistency_problems(self.db, self.id, self.index.labels)
         if problems:
             raise KnowledgeBaseError(f"knowledge base {self.name!r} is inconsistent: " + "; ".join(problems))
-        return {"documents": self.stats()["documents"], "chunks": len(chunk_ids), "indexed": len(self.index)}
+        return {"documents": self.stats()["documents"], "chunks": chunks, "indexed": len(self.index)}
 
     # -- searching -------------------------------------------------------------------------
 
@@ -495,21 +443,9 @@ class KnowledgeBase:
         return hits
 
 
-_DOC_COLUMNS = "id, name, source, kind, pages, chunk_count, size_bytes, added_at, content_hash, title"
-
-
-def _document(row) -> Document:
-    return Document(id=row[0], name=row[1], source=row[2], kind=row[3], pages=row[4], chunks=row[5],
-                    size_bytes=row[6], added_at=row[7], content_hash=row[8], title=row[9])
-
-
 def _with_progress(event: IngestEvent, done: int, total: int) -> IngestEvent:
     return IngestEvent(event.status, path=event.path, source=event.source, doc_id=event.doc_id,
                        chunks=event.chunks, reason=event.reason, done=done, total=total)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 __all__ = ["KnowledgeBase", "list_knowledge_bases", "validate_name", "SEARCH_MODES", "SECTION_SEPARATOR"]
