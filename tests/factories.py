@@ -77,8 +77,8 @@ def make_scanned_pdf(path: Path, pages: int = 2) -> Path:
     return _save_pdf(pdf, path)
 
 
-def make_encrypted_pdf(path: Path, user_password: str = "s3cret") -> Path:
-    """A text PDF encrypted with pypdf (RC4-128, no extra crypto package needed).
+def make_encrypted_pdf(path: Path, user_password: str = "s3cret", algorithm: str = "RC4-128") -> Path:
+    """A text PDF encrypted with pypdf (RC4-128 by default; "AES-256" needs ``cryptography``).
 
     With ``user_password=""`` it opens without a password (only the owner password is set).
     """
@@ -86,7 +86,7 @@ def make_encrypted_pdf(path: Path, user_password: str = "s3cret") -> Path:
 
     plain = make_pdf(path.with_suffix(".plain.pdf"), pages=2)
     writer = PdfWriter(clone_from=PdfReader(plain))
-    writer.encrypt(user_password=user_password, owner_password="owner-pw", algorithm="RC4-128")
+    writer.encrypt(user_password=user_password, owner_password="owner-pw", algorithm=algorithm)
     with path.open("wb") as handle:
         writer.write(handle)
     plain.unlink()

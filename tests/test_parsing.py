@@ -138,6 +138,14 @@ def test_pdf_encrypted(tmp_path: Path) -> None:
         parse(factories.make_encrypted_pdf(tmp_path / "secret.pdf"))
 
 
+@pytest.mark.parametrize("algorithm", ["AES-128", "AES-256"])
+def test_pdf_aes_encryption(tmp_path: Path, algorithm: str) -> None:
+    with pytest.raises(EncryptedDocument):
+        parse(factories.make_encrypted_pdf(tmp_path / "secret.pdf", algorithm=algorithm))
+    opened = parse(factories.make_encrypted_pdf(tmp_path / "open.pdf", user_password="", algorithm=algorithm))
+    assert any(factories.page_sentence(2) in b.text for b in opened.blocks)
+
+
 def test_pdf_encrypted_with_empty_password_is_read(tmp_path: Path) -> None:
     doc = parse(factories.make_encrypted_pdf(tmp_path / "locked.pdf", user_password=""))
     assert block_with(doc, factories.page_sentence(2)).page == 2
