@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ui import cli_chat
 
     cli_chat.register(sub)
+    from ui import cli_train; cli_train.register(sub)  # train, runs, export, models
     return parser
 
 

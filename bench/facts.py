@@ -1,0 +1,157 @@
+"""Fact learning: does "Train adapter" with the default preset teach the bundled model new facts?
+
+``bench/data/facts.jsonl`` holds 30 made-up facts about a fictional turbine (no base model can
+know them), each with a reworded question that is never trained on and the keywords a correct
+reply must contain. The bench trains with the defaults (preset ``standard``, method ``auto``,
+seed 0, the usual 10 % validation split), exports the default GGUF (q8_0), and asks base and
+tuned model every question through llama.cpp's chat completion (greedy). A reply counts when it
+contains all expected keywords. Trained questions are the facts in the training split; the
+held-out facts are reported apart (the model never saw them).
+
+    .venv/bin/python bench/facts.py              # about 5-8 minutes on 2 cores
+    .venv/bin/python bench/facts.py --json       # the summary as JSON too
+
+Goal (issue 5): ≥ 95 % of trained questions and ≥ 80 % of reworded ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+FACTS = ROOT / "bench" / "data" / "facts.jsonl"
+WORK = ROOT / "bench" / "out" / "facts"
+
+
+def load_facts() -> list[dict]:
+    return [json.loads(line) for line in FACTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def score(gguf: str, items: list[dict], threads: int) -> list[dict]:
+    """Ask each question (greedy, chat template from the GGUF); runs in its own process (see main)."""
+    from llama_cpp import Llama
+
+    from adapters.evaluation import all_keywords
+
+    llm = Llama(model_path=gguf, n_ctx=1024, n_threads=threads, verbose=False)
+    out = []
+    for item in items:
+        reply = llm.create_chat_completion([{"role": "user", "content": item["question"]}], max_tokens=64,
+                                           temperature=0.0)["choices"][0]["message"]["content"]
+        out.append({**item, "reply": reply, "ok": all_keywords(reply, item["keywords"])})
+    return out
+
+
+def score_in_child(gguf: Path, items: list[dict], threads: int) -> list[dict]:
+    """A fresh process: llama.cpp's threads crawl beside torch's in a process that trained or merged."""
+    spec = WORK / "score-input.json"
+    spec.write_text(json.dumps({"gguf": str(gguf), "items": items, "threads": threads}))
+    result = subprocess.run([sys.executable, __file__, "--score", str(spec)], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads for scoring")
+    parser.add_argument("--score", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.score:
+        spec = json.loads(Path(args.score).read_text())
+        print(json.dumps(score(spec["gguf"], spec["items"], spec["threads"])))
+        return 0
+
+    from adapters import datasets, runner
+    from adapters.base_model import bundled_base_path
+    from adapters.export import export
+    from store.settings import Settings
+
+    facts = load_facts()
+    home = WORK / "home"
+    shutil.rmtree(home / "runs", ignore_errors=True)  # keep the dequantized base cache between runs
+    shutil.rmtree(home / "models" / "exports", ignore_errors=True)
+    if (home / "domainsmith.db").exists():
+        (home / "domainsmith.db").unlink()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = Settings.load(home=home)
+    data = WORK / "facts-train.jsonl"
+    data.write_text("".join(json.dumps({"question": f["question"], "answer": f["answer"]}) + "\n" for f in facts))
+
+    report = datasets.load_file(data)
+    job = runner.prepare_run(settings, report.examples, {"kind": "file", "path": str(data)})
+    print(f"run {job.run_id}: {job.n_train} trained facts, {job.n_val} held out; preset {job.preset}, "
+          f"{job.method} (lr {job.hyperparameters.learning_rate}, r {job.hyperparameters.lora_r}, "
+          f"{job.hyperparameters.epochs} epochs); {job.method_reason}", flush=True)
+    started = time.perf_counter()
+    train_start = train_end = None
+    for event in runner.train(settings, job):
+        if event.kind == "start":
+            train_start = time.perf_counter()
+        elif event.kind == "eval" or (event.kind == "step" and event.step == event.total_steps):
+            train_end = time.perf_counter()
+            if event.kind == "eval":
+                print(f"  epoch {event.data['epoch']:>2}: val loss {event.val_loss:.3f}", flush=True)
+        elif event.kind == "step" and event.step % 20 == 0:
+            print(f"  step {event.step}/{event.total_steps}: loss {event.loss:.3f}, {event.tokens_per_s:.0f} tok/s",
+                  flush=True)
+        elif event.kind == "failed":
+            print(f"training failed: {event.message}\n{event.log_tail}")
+            return 1
+    total_train = time.perf_counter() - started
+    training_s = (train_end or time.perf_counter()) - (train_start or started)
+
+    t = time.perf_counter()
+    record = export(settings, job.run_id)
+    export_s = time.perf_counter() - t
+    print(f"exported {record.name} ({record.quant}, {record.size_bytes / 2**20:.0f} MB) in {export_s:.0f} s; "
+          f"greedy agreement with the merged model {record.metrics['smoke_test']['greedy_agreement']:.0%}")
+
+    run = runner.run_dir(settings, job.run_id)
+    trained_q = {e["messages"][0]["content"] for e in datasets.read_examples(run / "train.jsonl")}
+    trained = [f for f in facts if f["question"] in trained_q]
+    held_out = [f for f in facts if f["question"] not in trained_q]
+    items = ([{"set": "trained", "question": f["question"], "keywords": f["keywords"]} for f in trained]
+             + [{"set": "reworded", "question": f["reworded"], "keywords": f["keywords"]} for f in trained]
+             + [{"set": "held-out", "question": f["question"], "keywords": f["keywords"]} for f in held_out])
+    results = {"base": score_in_child(bundled_base_path(), items, args.threads),
+               "tuned": score_in_child(Path(record.file), items, args.threads)}
+
+    def count(model: str, which: str) -> tuple[int, int]:
+        rows = [r for r in results[model] if r["set"] == which]
+        return sum(r["ok"] for r in rows), len(rows)
+
+    print()
+    print(f"{'questions':<22}{'base (Q4_1 shipped)':>22}{'tuned (' + record.quant + ')':>18}")
+    summary: dict = {"run_id": job.run_id, "model": record.name, "training_s": round(training_s, 1),
+                     "train_command_s": round(total_train, 1), "export_s": round(export_s, 1)}
+    for which in ("trained", "reworded", "held-out"):
+        (bo, bn), (to, tn) = count("base", which), count("tuned", which)
+        print(f"{which:<22}{f'{bo}/{bn}':>22}{f'{to}/{tn} ({to / max(tn, 1):.0%})':>18}")
+        summary[which] = {"base": bo, "tuned": to, "total": tn}
+    print(f"\ntraining time {training_s:.0f} s (train command, with model loading and evaluation, "
+          f"{total_train:.0f} s); export {export_s:.0f} s")
+    misses = [r for r in results["tuned"] if not r["ok"] and r["set"] != "held-out"]
+    for r in misses:
+        print(f"  miss [{r['set']}] {r['question']} -> {r['reply'][:100]!r} (wanted {r['keywords']})")
+    ok = (summary["trained"]["tuned"] >= 0.95 * summary["trained"]["total"]
+          and summary["reworded"]["tuned"] >= 0.80 * summary["reworded"]["total"])
+    print(f"goal (>= 95 % trained, >= 80 % reworded): {'met' if ok else 'NOT met'}")
+    summary["goal_met"] = ok
+    if args.json:
+        print(json.dumps(summary))
+    return 0 if ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
