@@ -409,8 +409,9 @@ class KnowledgeBase:
         if {"keyword", "hybrid"} & set(modes):
             ranked["keyword"] = fts.keyword_search(self.db, self.id, query, fetch)
         if "hybrid" in modes:
-            ranked["hybrid"] = reciprocal_rank_fusion([[i for i, _ in ranked["vector"]],
-                                                       [i for i, _ in ranked["keyword"]]])
+            ranked["hybrid"] = reciprocal_rank_fusion(
+                [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]],
+                k=self.settings.rrf_k, weights=(1.0, self.settings.keyword_weight))
         return {mode: self._hits(ranked[mode], k) for mode in modes}
 
     def _vector_search(self, query: str, k: int) -> list[tuple[int, float]]:

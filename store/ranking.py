@@ -6,15 +6,21 @@ import hashlib
 import re
 from typing import Iterable, Sequence
 
-RRF_K = 60
+# Measured on the Python manual's 55 answerable bench questions (bench/ingest.py), recall@5 of
+# the answering page: vector 0.927, keyword 0.836; classic RRF (k=60, equal weights) 0.891;
+# k=10 with keyword weighted 0.5: 0.945. A small k trusts the top of each list; the weight
+# reflects that keyword search alone is the weaker ranker.
+RRF_K = 10
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Fuse ranked id lists: score(id) = Σ 1 / (k + rank), rank starting at 1. Best first."""
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K,
+                           weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
+    """Fuse ranked id lists: score(id) = Σ w / (k + rank), rank starting at 1. Best first."""
+    weights = weights or [1.0] * len(rankings)
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 

@@ -42,6 +42,9 @@ class Settings:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+    # Hybrid search: reciprocal rank fusion of vector and keyword results (see store/ranking.py).
+    rrf_k: int = 10
+    keyword_weight: float = 0.5
     # Chat (llama.cpp). chat_model: a GGUF path or a registry name; None = bundled SmolLM2-135M-Instruct.
     chat_model: str | None = None
     chat_context: int = 4096
