@@ -17,6 +17,7 @@ import docx
 from docx.oxml.ns import qn
 from docx.text.paragraph import Paragraph
 
+from store.parsing.headings import HeadingTrail
 from store.errors import CorruptDocument, DomainsmithError, EncryptedDocument, FileTooLarge
 from store.parsing.text import normalise_space
 from store.records import Block, ParsedDocument
@@ -130,7 +131,7 @@ def _body_items(document: Document) -> Iterator[object]:
 
 def _read(document: Document) -> tuple[list[Block], str]:
     """The blocks in document order, and the text of the first Title paragraph ("" if none)."""
-    headings = _HeadingPath()
+    headings = HeadingTrail()
     levels: dict[str | None, int | None] = {}
     blocks: list[Block] = []
     title = ""
@@ -150,7 +151,7 @@ def _read(document: Document) -> tuple[list[Block], str]:
         if level is None:
             blocks.append(Block(text=text, section=headings.path))
         elif level >= 0:
-            blocks.append(Block(text=text, section=headings.push(level, text), kind="heading"))
+            blocks.append(Block(text=text, section=headings.enter(level, text), kind="heading"))
             title = title or (text if level == 0 else "")
         # level -1: a table-of-contents entry, which only repeats the headings
     return blocks, title
@@ -170,23 +171,6 @@ def _heading_level(paragraph: Paragraph) -> int | None:
         if match:
             return int(match.group(1))
     return None
-
-
-class _HeadingPath:
-    """The stack of open headings: a heading closes every heading at its level or deeper."""
-
-    def __init__(self) -> None:
-        self._stack: list[tuple[int, str]] = []
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        return tuple(text for _, text in self._stack)
-
-    def push(self, level: int, text: str) -> tuple[str, ...]:
-        while self._stack and self._stack[-1][0] >= level:
-            self._stack.pop()
-        self._stack.append((level, text))
-        return self.path
 
 
 def paragraph_text(paragraph: CT_P) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from store.parsing.headings import HeadingTrail
 from store.errors import CorruptDocument
 from store.parsing.text import BINARY_MESSAGE, decode_text, looks_binary, normalise_space, sniff_bom
 from store.records import Block, ParsedDocument
@@ -136,7 +137,7 @@ class _Walker:
         self.name = name
         self.blocks: list[Block] = []
         self.first_h1 = ""
-        self._headings: list[tuple[int, str]] = []
+        self._headings = HeadingTrail()
         self._buffer: list[str] = []
         self._heading: tuple[str, list[str]] | None = None  # (tag, text parts)
         self._pre = 0
@@ -177,7 +178,7 @@ class _Walker:
 
     @property
     def _section(self) -> tuple[str, ...]:
-        return tuple(title for _, title in self._headings)
+        return self._headings.path
 
     def _add(self, text: str | None) -> None:
         if not text:
@@ -246,9 +247,7 @@ class _Walker:
             return
         if level == 1 and not self.first_h1:
             self.first_h1 = title
-        while self._headings and self._headings[-1][0] >= level:
-            self._headings.pop()
-        self._headings.append((level, title))
+        self._headings.enter(level, title)
         self._emit(title, "heading")
 
     def _flush(self) -> None:

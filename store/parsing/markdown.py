@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from markdown_it import MarkdownIt
 
+from store.parsing.headings import HeadingTrail
 from store.errors import CorruptDocument
 from store.parsing.text import decode_text, normalise_space
 from store.records import Block, ParsedDocument
@@ -76,7 +77,7 @@ class _Builder:
     def __init__(self) -> None:
         self.blocks: list[Block] = []
         self.first_h1 = ""
-        self._headings: list[tuple[int, str]] = []
+        self._headings = HeadingTrail()
         self._list_depth = 0
         self._list_lines: list[str] = []
         self._markers: list[str] = []
@@ -84,7 +85,7 @@ class _Builder:
 
     @property
     def _section(self) -> tuple[str, ...]:
-        return tuple(title for _, title in self._headings)
+        return self._headings.path
 
     def _emit(self, text: str, kind: str = "text") -> None:
         if text.strip():
@@ -132,9 +133,7 @@ class _Builder:
             return
         if level == 1 and not self.first_h1:
             self.first_h1 = title
-        while self._headings and self._headings[-1][0] >= level:
-            self._headings.pop()
-        self._headings.append((level, title))
+        self._headings.enter(level, title)
         self._emit(title, "heading")
 
     def _inline(self, token: Token) -> None:
