@@ -366,8 +366,9 @@ def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(SEED)
     questions = load_questions(args.questions)
     log("fetching the corpus (bench/.cache, reused when present)")
-    root, files = python_docs(args.cache_dir)
-    result: dict = {"corpus": {"name": "python3.11-doc HTML manual", "root": str(root), "documents": len(files)}}
+    root, files = python_docs(args.cache_dir, include_indexes=args.include_indexes)
+    result: dict = {"corpus": {"name": "python3.11-doc HTML manual", "root": str(root), "documents": len(files),
+                               "index_pages_included": args.include_indexes}}
     # Other processes on the machine skew every timing: record the load to read them against.
     result["machine"] = {"cpus": os.cpu_count(), "load_at_start": round(os.getloadavg()[0], 2)}
 
@@ -493,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ingest N documents only (the questions' pages first) for a quick run")
     parser.add_argument("--skip-100k", action="store_true", help=f"skip the {BIG:,}-vector index step")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--content-only", dest="include_indexes", action="store_false",
+                        help="leave out the 33 index pages (497 documents instead of 530)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where the corpus is cached (bench/.cache)")
     parser.add_argument("--baseline-sample", type=int, default=None, metavar="N",
                         help="time the embedder alone on N randomly chosen chunks instead of all of them")
