@@ -74,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     _kb_option(check)
     check.set_defaults(handler=cmd_kb_check)
 
-    from ui import cli_chat
+    from ui import cli_chat, cli_train
 
-    cli_chat.register(sub)
-    from ui import cli_train; cli_train.register(sub)  # train, runs, export, models
+    cli_chat.register(sub)  # ask, eval rag
+    cli_train.register(sub)  # train, runs, export, models
     return parser
 
 
