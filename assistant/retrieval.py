@@ -67,7 +67,7 @@ def retrieval_query(question: str, history: Sequence[dict]) -> str:
 
 
 def retrieve(kb: KnowledgeBase, question: str, history: Sequence[dict] = (), *, k: int = 5,
-             threshold: float = 0.45, mode: str = "hybrid") -> Retrieval:
+             threshold: float = 0.50, mode: str = "hybrid") -> Retrieval:
     query = retrieval_query(question, history)
     results = kb.search_all(query, k=max(k, 10))
     hits = results[mode][:k]

@@ -53,7 +53,7 @@ class Settings:
     max_tokens: int = 320
     retrieval_k: int = 5
     # Relevance gate (see assistant/retrieval.py); calibrated with `python app.py eval rag`.
-    relevance_threshold: float = 0.45
+    relevance_threshold: float = 0.50
     support_threshold: float = 0.5
     max_question_chars: int = 4000
     # Web app.
