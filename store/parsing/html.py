@@ -136,7 +136,6 @@ class _Walker:
         self.max_depth = max_depth
         self.name = name
         self.blocks: list[Block] = []
-        self.first_h1 = ""
         self._headings = HeadingTrail()
         self._buffer: list[str] = []
         self._heading: tuple[str, list[str]] | None = None  # (tag, text parts)
@@ -179,6 +178,10 @@ class _Walker:
     @property
     def _section(self) -> tuple[str, ...]:
         return self._headings.path
+
+    @property
+    def first_h1(self) -> str:
+        return self._headings.first_h1
 
     def _add(self, text: str | None) -> None:
         if not text:
@@ -245,8 +248,6 @@ class _Walker:
         self._heading = None
         if not title:
             return
-        if level == 1 and not self.first_h1:
-            self.first_h1 = title
         self._headings.enter(level, title)
         self._emit(title, "heading")
 

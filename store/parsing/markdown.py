@@ -76,7 +76,6 @@ class _Builder:
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
-        self.first_h1 = ""
         self._headings = HeadingTrail()
         self._list_depth = 0
         self._list_lines: list[str] = []
@@ -86,6 +85,10 @@ class _Builder:
     @property
     def _section(self) -> tuple[str, ...]:
         return self._headings.path
+
+    @property
+    def first_h1(self) -> str:
+        return self._headings.first_h1
 
     def _emit(self, text: str, kind: str = "text") -> None:
         if text.strip():
@@ -131,8 +134,6 @@ class _Builder:
     def _heading(self, level: int, title: str) -> None:
         if not title:
             return
-        if level == 1 and not self.first_h1:
-            self.first_h1 = title
         self._headings.enter(level, title)
         self._emit(title, "heading")
 
