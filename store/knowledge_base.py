@@ -8,6 +8,7 @@ index that missed a write (a crash, another process) is noticed and rebuilt from
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -225,14 +226,14 @@ class KnowledgeBase:
                 if sum(len(p.chunks) for p in pending) >= self.settings.embed_batch_size:
                     for event in self._embed_and_commit(pending, summary):
                         done += 1
-                        yield _with_progress(event, done, total)
+                        yield dataclasses.replace(event, done=done, total=total)
                     pending = []
                     if time.monotonic() - last_save > _INDEX_SAVE_SECONDS:
                         self.save_index()
                         last_save = time.monotonic()
             for event in self._embed_and_commit(pending, summary):
                 done += 1
-                yield _with_progress(event, done, total)
+                yield dataclasses.replace(event, done=done, total=total)
         finally:
             self.save_index()
         summary.seconds = time.monotonic() - started
@@ -442,11 +443,6 @@ class KnowledgeBase:
             hits.append(SearchHit(rank=rank, score=score_of[chunk_row], chunk_id=r[1], doc_id=r[2], document=r[3],
                                   source=r[4], page=r[5], section=r[6], text=r[7], start=r[8], end=r[9]))
         return hits
-
-
-def _with_progress(event: IngestEvent, done: int, total: int) -> IngestEvent:
-    return IngestEvent(event.status, path=event.path, source=event.source, doc_id=event.doc_id,
-                       chunks=event.chunks, reason=event.reason, done=done, total=total)
 
 
 __all__ = ["KnowledgeBase", "list_knowledge_bases", "validate_name", "SEARCH_MODES", "SECTION_SEPARATOR"]
