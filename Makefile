@@ -9,6 +9,9 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7860
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# The browser tests drive Debian's chromium through Playwright (no browser download).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test bench clean-venv
 
@@ -26,7 +29,11 @@ $(STAMP): requirements.txt Makefile
 run: $(STAMP)
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q tests
 
 clean-venv:
