@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -18,7 +18,7 @@ from assistant import prompting
 from assistant.citations import cite
 from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token
 from assistant.extractive import addresses, best_sentence
-from assistant.llm import BUNDLED_MODEL_NAME, LlamaRuntime, bundled_model_path
+from assistant.llm import BUNDLED_MODEL_NAME, LlamaRuntime, LoadedModel, bundled_model_path
 from assistant.retrieval import Retrieval, retrieve
 from store.errors import DomainsmithError, KnowledgeBaseError
 from store.knowledge_base import KnowledgeBase
@@ -64,25 +64,20 @@ class Assistant:
 
     # -- answering -------------------------------------------------------------------------
 
-    def ask(self, question: str, history: Sequence[dict] = (), options: AskOptions = AskOptions()) -> Iterator[AnswerEvent]:
+    def ask(self, question: str, history: Sequence[dict] = (), options: AskOptions = AskOptions(),
+            retrieval: Retrieval | None = None) -> Iterator[AnswerEvent]:
+        """Answer one question; ``retrieval`` reuses sources already retrieved (compare mode)."""
         started = time.monotonic()
-        question = (question or "").strip()
-        if not question:
-            raise DomainsmithError("the question is empty")
-        if len(question) > self.settings.max_question_chars:
-            yield Notice(f"The question was {len(question):,} characters long; only the first "
-                         f"{self.settings.max_question_chars:,} were used.")
-            question = question[: self.settings.max_question_chars]
+        question, notice = self.check_question(question)
+        if notice is not None:
+            yield notice
         loaded = self.use_model(options.model)
         if not options.use_kb:
             yield from self._generate(prompting.build_messages(question, [], history, prompting.NO_KB_SYSTEM_PROMPT),
-                                      [], loaded.name, started, grounded=False)
+                                      [], loaded, started, grounded=False)
             return
-        kb = self.open_kb(options.kb)
-        if kb.stats()["chunks"] == 0:
-            raise KnowledgeBaseError(f"knowledge base {kb.name!r} is empty: there is nothing to search. "
-                                     "Add documents first (Knowledge Base tab or `python app.py kb add`).")
-        retrieval = self.retrieve(kb, question, history, options)
+        if retrieval is None:
+            retrieval = self.retrieve(self.searchable_kb(options.kb), question, history, options)
         if not retrieval.relevant:
             yield from self._abstain(retrieval, loaded.name, started,
                                      f"no passage is relevant enough (relevance {retrieval.relevance:.2f} "
@@ -98,20 +93,54 @@ class Assistant:
             yield from self._abstain(retrieval, loaded.name, started, "no passage fits the model's context")
             return
         messages = prompting.build_messages(question, sources, kept_history)
-        yield from self._generate(messages, sources, loaded.name, started, grounded=True)
+        yield from self._generate(messages, sources, loaded, started, grounded=True)
+
+    def compare(self, question: str, models: Sequence[str | None], history: Sequence[dict] = (),
+                options: AskOptions = AskOptions()) -> Iterator[tuple[int, AnswerEvent]]:
+        """Answer one question with each model in turn over the same retrieved sources.
+
+        Yields ``(model index, event)``; one runtime holds one model, so the answers stream one after
+        the other. Retrieval runs once, so any difference between the answers comes from the models.
+        """
+        question, notice = self.check_question(question)
+        if notice is not None:
+            yield 0, notice
+        retrieval = self.retrieve(self.searchable_kb(options.kb), question, history, options) if options.use_kb else None
+        for index, model in enumerate(models):
+            for event in self.ask(question, history, replace(options, model=model), retrieval):
+                yield index, event
+
+    def check_question(self, question: str) -> tuple[str, Notice | None]:
+        """The question stripped and cut to the configured length (with a notice when cut)."""
+        question = (question or "").strip()
+        if not question:
+            raise DomainsmithError("the question is empty")
+        limit = self.settings.max_question_chars
+        if len(question) <= limit:
+            return question, None
+        return question[:limit], Notice(f"The question was {len(question):,} characters long; only the first "
+                                        f"{limit:,} were used.")
+
+    def searchable_kb(self, name: str | None) -> KnowledgeBase:
+        kb = self.open_kb(name)
+        if kb.stats()["chunks"] == 0:
+            raise KnowledgeBaseError(f"knowledge base {kb.name!r} is empty: there is nothing to search. "
+                                     "Add documents first (Knowledge Base tab or `python app.py kb add`).")
+        return kb
 
     def retrieve(self, kb: KnowledgeBase, question: str, history: Sequence[dict] = (),
                  options: AskOptions = AskOptions()) -> Retrieval:
         return retrieve(kb, question, history, k=options.k or self.settings.retrieval_k,
                         threshold=self.settings.relevance_threshold, mode=options.mode)
 
-    def _generate(self, messages: list[dict], sources: list[Source], model: str, started: float,
+    def _generate(self, messages: list[dict], sources: list[Source], loaded: LoadedModel, started: float,
                   grounded: bool) -> Iterator[AnswerEvent]:
         pieces: list[str] = []
         first = None
-        max_tokens = min(self.settings.max_tokens, self.runtime.loaded.context // 4) if grounded else self.settings.max_tokens
+        model = loaded.name
+        max_tokens = min(self.settings.max_tokens, loaded.context // 4) if grounded else self.settings.max_tokens
         for piece in self.runtime.stream_chat(messages, max_tokens=max_tokens,
-                                              temperature=self.settings.temperature):
+                                              temperature=self.settings.temperature, model=loaded):
             if first is None:
                 first = time.monotonic() - started
             pieces.append(piece)

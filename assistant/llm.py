@@ -111,9 +111,15 @@ class LlamaRuntime:
             return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream_chat(self, messages: Sequence[dict], *, max_tokens: int, temperature: float = 0.0,
-                    seed: int = 0) -> Iterator[str]:
-        """Yield the assistant's reply piece by piece (the lock is held until it ends)."""
+                    seed: int = 0, model: LoadedModel | None = None) -> Iterator[str]:
+        """Yield the assistant's reply piece by piece (the lock is held until it ends).
+
+        ``model`` makes sure that model answers even when another request switched models between
+        this caller's ``load`` and now (two chats with different models on one runtime).
+        """
         with self._lock:
+            if model is not None:
+                self.load(model.path, model.name)
             llama = self._require()
             stream = llama.create_chat_completion(
                 messages=list(messages), stream=True, max_tokens=max_tokens, temperature=temperature,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests import factories as f
@@ -49,3 +51,45 @@ def test_not_in_the_documents_is_shown_distinctly(services, tmp_path):
     *_, (history, sources, _) = chat_tab.respond(services, "Who won the 1998 football world cup?", [], "default",
                                                  "SmolLM2-135M-Instruct", True, None)
     assert sources.startswith(chat_tab.NOT_IN_DOCUMENTS)
+
+
+def test_compare_answers_with_two_models_over_the_same_sources(services, tmp_path):
+    list(services.kb().add([f.make_pdf(tmp_path / "turbine.pdf", pages=3)]))
+    seen = []  # (left reply, right reply) as each update arrives
+    for left, left_panel, right, right_panel in chat_tab.compare(
+            services, "What trips the journal bearing alarm?", [], [], "default",
+            ("SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct"), True):
+        seen.append((left[-1]["content"], right[-1]["content"]))
+    assert left[-1]["content"] and right[-1]["content"]
+    assert left[-1]["content"] == right[-1]["content"], "same model, same sources, greedy: same answer"
+    assert "turbine.pdf" in left_panel and "turbine.pdf" in right_panel
+    assert any(a and not b for a, b in seen), "the first answer streams before the second starts"
+
+
+def test_training_data_preview_reports_line_numbered_errors(services, tmp_path):
+    from ui import finetune_tab
+
+    good = tmp_path / "qa.jsonl"
+    good.write_text("".join(json.dumps({"question": f"Q{i}?", "answer": f"A{i}."}) + "\n" for i in range(12))
+                    + json.dumps({"question": "Q1?", "answer": "A1."}) + "\n", encoding="utf-8")
+    rows, report = finetune_tab.preview(services, str(good))
+    assert rows[0] == ["Q0?", "A0."] and "12 usable examples" in report and "line 13: duplicate of line 2" in report
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + '{"question": "no answer"}\n', encoding="utf-8")
+    rows, report = finetune_tab.preview(services, str(bad))
+    assert rows == [] and "cannot be used" in report and "line 14" in report
+
+
+def test_training_needs_a_file_and_blank_advanced_fields_keep_the_preset(services, tmp_path):
+    from adapters.finetune import evaluation_rows
+    from store.errors import DomainsmithError
+    from ui import finetune_tab
+
+    with pytest.raises(DomainsmithError, match="upload a Q&A file"):
+        finetune_tab.start(services, finetune_tab.SOURCE_FILE, None, "default", False, None, "quick", "auto",
+                           0, None, 0, None, None, 0)
+    rows = evaluation_rows({"val_loss_before": 2.0, "val_loss_after": 1.0, "perplexity_before": 7.4,
+                            "perplexity_after": 2.7, "answers_base": {"count": 3, "keyword_recall": 0.1},
+                            "answers_adapted": {"count": 3, "keyword_recall": 0.9}})
+    assert rows == [("validation loss", 2.0, 1.0), ("perplexity", 7.4, 2.7),
+                    ("held-out answers: keyword recall", 0.1, 0.9)]

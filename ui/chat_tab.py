@@ -12,7 +12,6 @@ from assistant.assistant import AskOptions
 from assistant.events import Answer, Done, Notice, Token
 from assistant.llm import BUNDLED_MODEL_NAME
 from store.errors import DomainsmithError
-from store.registry import ModelRegistry
 from store.sessions import SessionStore
 from ui.services import Services
 
@@ -20,8 +19,7 @@ NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
 
 
 def model_choices(services: Services) -> list[str]:
-    kb = services.kb()
-    return [BUNDLED_MODEL_NAME] + [m.name for m in ModelRegistry(kb.db).list()]
+    return services.models()
 
 
 def kb_choices(services: Services) -> list[str]:
@@ -74,6 +72,25 @@ def respond(services: Services, message: str, history: list[dict], kb: str, mode
     yield history, "\n\n".join(notes + [sources_markdown(answer)]), session_id
 
 
+def compare(services: Services, message: str, history_a: list[dict], history_b: list[dict], kb: str,
+            models: tuple[str, str], use_kb: bool) -> Iterator[tuple[list[dict], str, list[dict], str]]:
+    """One question, two models, the same retrieved sources; streams both answers side by side."""
+    histories = [list(history_a or []), list(history_b or [])]
+    for h in histories:
+        h += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    panels = ["", ""]
+    prior = [{"role": m["role"], "content": m["content"]} for m in (history_a or []) if isinstance(m.get("content"), str)]
+    for side, event in services.assistant.compare(message, models, prior, AskOptions(kb=kb, use_kb=use_kb)):
+        if isinstance(event, Token):
+            histories[side][-1]["content"] += event.text
+        elif isinstance(event, Notice):
+            panels[side] += f"*{event.text}*\n\n"
+        elif isinstance(event, Done):
+            histories[side][-1]["content"] = event.answer.text
+            panels[side] += f"**{html.escape(event.answer.model)}**\n\n" + sources_markdown(event.answer)
+        yield histories[0], panels[0], histories[1], panels[1]
+
+
 def session_choices(services: Services) -> list[tuple[str, str]]:
     return [(f"{s.title} ({s.updated_at[:16].replace('T', ' ')})", s.id)
             for s in SessionStore(services.kb().db).sessions()]
@@ -86,38 +103,59 @@ def reopen(services: Services, session_id: str | None) -> tuple[list[dict], str,
     return [{"role": m["role"], "content": m["content"]} for m in messages], "", session_id
 
 
-def build(services: Services) -> None:
+def build(services: Services):
+    """The tab's components; returns the model picker so other tabs can switch it."""
     import gradio as gr
 
     session = gr.State(None)
     with gr.Row():
         model = gr.Dropdown(model_choices(services), value=BUNDLED_MODEL_NAME, label="Model",
-                            allow_custom_value=True, info="bundled, exported, or a path to a .gguf file", scale=2)
+                            allow_custom_value=True, info="bundled, exported, or a path to a .gguf file", scale=2,
+                            elem_id="ds-chat-model")
         kb = gr.Dropdown(kb_choices(services), value=services.settings.default_kb, label="Knowledge base",
-                         allow_custom_value=True, scale=2)
-        use_kb = gr.Checkbox(value=True, label="Answer from the knowledge base", scale=1)
+                         allow_custom_value=True, scale=2, elem_id="ds-chat-kb")
+        with gr.Column(scale=1, min_width=180):
+            use_kb = gr.Checkbox(value=True, label="Answer from the knowledge base")
+            compare_on = gr.Checkbox(value=False, label="Compare two models", elem_id="ds-compare")
         past = gr.Dropdown(session_choices(services), label="Past chats", scale=2)
-    chatbot = gr.Chatbot(label="Chat", height=420)
-    sources = gr.Markdown()
     with gr.Row():
-        question = gr.Textbox(placeholder="Ask a question about your documents", show_label=False, scale=6)
-        send = gr.Button("Ask", variant="primary", scale=1)
-        stop = gr.Button("Stop", scale=1)
+        with gr.Column():
+            chatbot = gr.Chatbot(label="Chat", height=420, elem_id="ds-chatbot")
+            sources = gr.Markdown(elem_id="ds-sources")
+        with gr.Column(visible=False) as second:
+            model_b = gr.Dropdown(model_choices(services), value=BUNDLED_MODEL_NAME, label="Second model",
+                                  allow_custom_value=True, elem_id="ds-chat-model-b")
+            chatbot_b = gr.Chatbot(label="Second model", height=360, elem_id="ds-chatbot-b")
+            sources_b = gr.Markdown(elem_id="ds-sources-b")
+    with gr.Row():
+        question = gr.Textbox(placeholder="Ask a question about your documents", show_label=False, scale=6,
+                              elem_id="ds-question")
+        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ds-ask")
+        stop = gr.Button("Stop", scale=1, elem_id="ds-stop")
         new = gr.Button("New chat", scale=1)
 
-    def ask(message, history, kb_name, model_name, use, sid):
+    def ask(message, history, kb_name, model_name, use, sid, comparing=False, second_model=None, history_b=None):
         if not (message or "").strip():
             raise gr.Error("Type a question first.")
         try:
-            yield from respond(services, message, history, kb_name, model_name, use, sid)
+            if comparing:
+                for a, panel_a, b, panel_b in compare(services, message, history, history_b, kb_name,
+                                                      (model_name, second_model), use):
+                    yield a, panel_a, sid, b, panel_b
+            else:
+                for h, panel, sid in respond(services, message, history, kb_name, model_name, use, sid):
+                    yield h, panel, sid, gr.skip(), gr.skip()
         except DomainsmithError as exc:
             raise gr.Error(str(exc)) from exc
 
-    inputs = [question, chatbot, kb, model, use_kb, session]
-    outputs = [chatbot, sources, session]
-    events = [send.click(ask, inputs, outputs), question.submit(ask, inputs, outputs)]
+    inputs = [question, chatbot, kb, model, use_kb, session, compare_on, model_b, chatbot_b]
+    outputs = [chatbot, sources, session, chatbot_b, sources_b]
+    events = [send.click(ask, inputs, outputs, api_name="ask"),
+              question.submit(ask, inputs, outputs, api_visibility="private")]
     for event in events:
-        event.then(lambda: "", None, question)
+        event.then(lambda: (gr.Textbox(value=""), gr.Dropdown(choices=session_choices(services))), None, [question, past])
     stop.click(None, None, None, cancels=events)
-    new.click(lambda: ([], "", None), None, outputs)
-    past.change(lambda sid: reopen(services, sid), past, outputs)
+    new.click(lambda: ([], "", None, [], ""), None, outputs)
+    past.input(lambda sid: reopen(services, sid), past, [chatbot, sources, session])
+    compare_on.change(lambda on: gr.Column(visible=on), compare_on, second)
+    return model, kb, model_b

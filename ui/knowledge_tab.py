@@ -1,13 +1,12 @@
-"""Knowledge Base tab: upload files, list documents, search, remove and re-index.
+"""Knowledge Base tab: choose or create a knowledge base, upload, list, search, remove and re-index.
 
 Handlers are plain functions over ``Services`` (testable without a browser); ``build`` only
-wires them to components.
+wires them to components. (No ``from __future__ import annotations`` here: Gradio reads the
+``gr.SelectData`` annotation of the row-select handler at run time.)
 """
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from store.errors import DomainsmithError
 from store.uploads import stage_upload
@@ -22,21 +21,26 @@ def documents_table(services: Services, kb_name: str) -> list[list]:
             for d in services.kb(kb_name).documents()]
 
 
-def upload(services: Services, kb_name: str, files: list[str] | None) -> Iterator[tuple[str, list[list]]]:
+def upload(services: Services, kb_name: str, files: list[str] | None,
+           progress: Callable[[float, str], None] | None = None) -> Iterator[tuple[str, list[list]]]:
     """Stage uploads, ingest them, yield (status markdown, documents table) as files finish."""
     if not files:
         yield "Choose one or more files first.", documents_table(services, kb_name)
         return
     kb = services.kb(kb_name)
-    staged, lines = [], []
+    staged, lines, taken = [], [], set()
     for file in files:
         path = Path(file)
         try:
             staged.append(stage_upload(services.settings.uploads_dir, kb.name, path, path.name,
-                                       services.settings.parse_limits.max_file_bytes))
+                                       services.settings.parse_limits.max_file_bytes, taken))
         except DomainsmithError as exc:
             lines.append(f"- ❌ {exc}")
+    done = 0
     for event in kb.add(staged):
+        if progress is not None and event.status != "done":
+            done += 1
+            progress(done / max(1, len(staged)), f"{done}/{len(staged)} files")
         if event.status == "done":
             s = event.summary
             lines.insert(0, f"**Done:** {len(s.added)} added, {len(s.replaced)} replaced, "
@@ -64,7 +68,27 @@ def reindex(services: Services, kb_name: str) -> str:
     return f"Re-embedded {count} chunks; index rebuilt."
 
 
-def build(services: Services) -> None:
+def create(services: Services, name: str) -> tuple[str, list[str]]:
+    """Create (or open) a knowledge base; returns (its name, every knowledge base's name)."""
+    kb = services.kb((name or "").strip())
+    return kb.name, kb_names(services)
+
+
+def kb_names(services: Services) -> list[str]:
+    names = [b["name"] for b in services.knowledge_bases()]
+    return names or [services.settings.default_kb]
+
+
+def describe(services: Services, kb_name: str, doc_id: str) -> str:
+    """The document a confirmation names: "turbine.pdf (12 chunks)"."""
+    doc = next((d for d in services.kb(kb_name).documents() if d.id == (doc_id or "").strip()), None)
+    if doc is None:
+        raise DomainsmithError(f"no document {doc_id!r}: select a row in the table first")
+    return f"{doc.source} ({doc.chunks} chunks)"
+
+
+def build(services: Services):
+    """The tab's components; returns the knowledge-base picker."""
     import gradio as gr
 
     def guard(fn):
@@ -75,34 +99,68 @@ def build(services: Services) -> None:
                 raise gr.Error(str(exc)) from exc
         return wrapped
 
-    def guard_gen(fn):
-        def wrapped(*args):
-            try:
-                yield from fn(*args)
-            except DomainsmithError as exc:
-                raise gr.Error(str(exc)) from exc
-        return wrapped
-
     with gr.Row():
-        kb_name = gr.Textbox(value=services.settings.default_kb, label="Knowledge base", scale=1)
+        kb_name = gr.Dropdown(kb_names(services), value=services.settings.default_kb, label="Knowledge base",
+                              scale=2, elem_id="ds-kb")
+        new_name = gr.Textbox(label="New knowledge base", placeholder="letters, digits, - and _", scale=2)
+        create_button = gr.Button("Create", scale=1)
     with gr.Row():
         with gr.Column(scale=1):
-            files = gr.File(label="Add documents (PDF, DOCX, Markdown, HTML, TXT)", file_count="multiple")
-            add_button = gr.Button("Add to knowledge base", variant="primary")
-            status = gr.Markdown()
+            files = gr.File(label="Add documents (PDF, DOCX, Markdown, HTML, TXT): drop files here",
+                            file_count="multiple", elem_id="ds-upload")
+            folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="ds-upload-folder")
+            add_button = gr.Button("Add to knowledge base", variant="primary", elem_id="ds-add")
+            status = gr.Markdown(elem_id="ds-upload-status")
         with gr.Column(scale=2):
-            table = gr.Dataframe(headers=DOC_COLUMNS, label="Documents", interactive=False)
+            table = gr.Dataframe(documents_table(services, services.settings.default_kb), headers=DOC_COLUMNS,
+                                 label="Documents (select a row to remove it)", interactive=False, elem_id="ds-documents")
             with gr.Row():
-                doc_id = gr.Textbox(label="Document id", scale=2)
-                remove_button = gr.Button("Remove", variant="stop", scale=1)
-                reindex_button = gr.Button("Re-index", scale=1)
+                doc_id = gr.Textbox(label="Selected document id", scale=2)
+                remove_button = gr.Button("Remove…", variant="stop", scale=1)
+                reindex_button = gr.Button("Re-index…", scale=1)
+            with gr.Row(visible=False) as confirm_row:
+                question = gr.Markdown()
+                action = gr.State("")
+                yes = gr.Button("Yes, do it", variant="stop", elem_id="ds-confirm")
+                no = gr.Button("Cancel")
     with gr.Row():
-        query = gr.Textbox(label="Search", placeholder="Ask about your documents", scale=3)
+        query = gr.Textbox(label="Search", placeholder="Search your documents", scale=3, elem_id="ds-search")
         mode = gr.Radio(["hybrid", "vector", "keyword"], value="hybrid", label="Mode", scale=1)
-    hits = gr.Dataframe(headers=HIT_COLUMNS, label="Passages", interactive=False, wrap=True)
+    hits = gr.Dataframe(headers=HIT_COLUMNS, label="Passages", interactive=False, wrap=True, elem_id="ds-hits")
 
-    add_button.click(guard_gen(lambda name, f: upload(services, name, f)), [kb_name, files], [status, table])
-    query.submit(guard(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits)
-    remove_button.click(guard(lambda name, d: remove(services, name, d)), [kb_name, doc_id], [status, table])
-    reindex_button.click(guard(lambda name: reindex(services, name)), [kb_name], status)
+    def on_add(name, chosen, chosen_folder, progress=gr.Progress()):
+        paths = list(chosen or []) + list(chosen_folder or [])
+        try:
+            yield from upload(services, name, paths, lambda share, desc: progress(share, desc=desc))
+        except DomainsmithError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def on_select(rows, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return str(rows.iloc[row, 0]) if hasattr(rows, "iloc") else str(rows[row][0])
+
+    def ask_confirm(kind, name, selected):
+        what = (f"Remove **{describe(services, name, selected)}** from {name}?" if kind == "remove"
+                else f"Re-embed every chunk of **{name}** and rebuild its index? This can take a while.")
+        return gr.Row(visible=True), what, kind
+
+    def on_confirm(kind, name, selected):
+        message = remove(services, name, selected)[0] if kind == "remove" else reindex(services, name)
+        return message, documents_table(services, name), gr.Row(visible=False), ""
+
+    def on_create(name):
+        created, names = create(services, name)
+        return gr.Dropdown(choices=names, value=created), ""
+
+    add_button.click(on_add, [kb_name, files, folder], [status, table], api_name="upload")
+    query.submit(guard(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits,
+                 api_name="search")
+    table.select(on_select, table, doc_id)
+    remove_button.click(guard(lambda name, d: ask_confirm("remove", name, d)), [kb_name, doc_id],
+                        [confirm_row, question, action])
+    reindex_button.click(guard(lambda name: ask_confirm("reindex", name, "")), [kb_name], [confirm_row, question, action])
+    yes.click(guard(on_confirm), [action, kb_name, doc_id], [status, table, confirm_row, doc_id])
+    no.click(lambda: gr.Row(visible=False), None, confirm_row)
+    create_button.click(guard(on_create), new_name, [kb_name, new_name])
     kb_name.change(guard(lambda name: documents_table(services, name)), kb_name, table)
+    return kb_name

@@ -15,6 +15,7 @@ from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_n
 from store.settings import Settings
 
 if TYPE_CHECKING:
+    from adapters.finetune import FineTuner
     from assistant.assistant import Assistant
 
 
@@ -26,6 +27,7 @@ class Services:
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _assistant: "Assistant | None" = None
+    _finetuner: "FineTuner | None" = None
 
     @property
     def embedder(self) -> Embedder:
@@ -61,6 +63,22 @@ class Services:
                 runtime = LlamaRuntime(context=s.chat_context, threads=s.chat_threads)
                 self._assistant = Assistant(s, runtime, lambda name: self.kb(name), self.embedder_unlocked())
             return self._assistant
+
+    @property
+    def finetuner(self) -> "FineTuner":
+        from adapters.finetune import FineTuner
+
+        with self._guard:
+            if self._finetuner is None:
+                self._finetuner = FineTuner(self.settings, lambda name: self.kb(name, create=False))
+            return self._finetuner
+
+    def models(self) -> list[str]:
+        """Chat model choices: the bundled default, then the registry's exported models."""
+        from assistant.llm import BUNDLED_MODEL_NAME
+        from store.registry import ModelRegistry
+
+        return [BUNDLED_MODEL_NAME] + [m.name for m in ModelRegistry(self.kb().db).list()]
 
     def embedder_unlocked(self) -> Embedder:
         if self._embedder is None:

@@ -12,16 +12,23 @@ log = logging.getLogger(__name__)
 def build_ui(services: Services):
     import gradio as gr
 
-    from ui import chat_tab, knowledge_tab
+    from ui import chat_tab, finetune_tab, knowledge_tab
 
     with gr.Blocks(title="Domainsmith") as demo:
         gr.Markdown("# Domainsmith\nYour documents, your model, your machine.")
-        with gr.Tab("Chat"):
-            chat_tab.build(services)
-        with gr.Tab("Knowledge Base"):
-            knowledge_tab.build(services)
-        with gr.Tab("Fine-tune"):
-            gr.Markdown("Training an adapter on your own data arrives with the Fine-tune issue.")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Chat", id="chat"):
+                chat_model, chat_kb, chat_model_b = chat_tab.build(services)
+            with gr.Tab("Knowledge Base", id="kb"):
+                knowledge_tab.build(services)
+            with gr.Tab("Fine-tune", id="finetune"):
+                finetune_tab.build(services, chat_model=chat_model, tabs=tabs, chat_tab_id="chat")
+
+        def pickers():  # a page load sees models exported and knowledge bases created since start
+            models, kbs = services.models(), chat_tab.kb_choices(services)
+            return gr.Dropdown(choices=models), gr.Dropdown(choices=kbs), gr.Dropdown(choices=models)
+
+        demo.load(pickers, None, [chat_model, chat_kb, chat_model_b], api_visibility="private")
     return demo
 
 
