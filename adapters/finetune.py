@@ -163,8 +163,10 @@ class FineTuner:
                                message=status["message"], log=runner.log_tail(folder, 40))
         for event in events:
             kind = event.get("type")
-            if kind == "start":
+            if kind == "start":  # a (re)start trains again from its first step: plot those steps once
                 progress.total_steps = int(event.get("total_steps") or progress.total_steps)
+                first = int(event.get("start_step") or 0)
+                progress.losses = [p for p in progress.losses if p["step"] <= first]
             elif kind == "step":
                 progress.step, progress.epoch = int(event["step"]), float(event.get("epoch") or 0)
                 progress.total_steps = int(event.get("total_steps") or progress.total_steps)
@@ -174,8 +176,6 @@ class FineTuner:
             elif kind == "eval" and event.get("val_loss") is not None:
                 progress.losses.append({"step": int(event.get("step") or progress.step),
                                         "loss": float(event["val_loss"]), "series": "validation"})
-            elif kind == "resumed":  # steps after the checkpoint are trained again: plot them once
-                progress.losses = [p for p in progress.losses if p["step"] <= int(event.get("step") or 0)]
             elif kind == "status" and progress.status == "running":
                 progress.message = str(event.get("message", ""))
             elif kind == "done":

@@ -93,3 +93,35 @@ def test_training_needs_a_file_and_blank_advanced_fields_keep_the_preset(service
                             "answers_adapted": {"count": 3, "keyword_recall": 0.9}})
     assert rows == [("validation loss", 2.0, 1.0), ("perplexity", 7.4, 2.7),
                     ("held-out answers: keyword recall", 0.1, 0.9)]
+
+
+def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(services, tmp_path):
+    import os
+    import signal
+    import time
+
+    from tests import tiny_models
+    from ui import finetune_tab
+
+    base = tiny_models.tiny_llama(tmp_path / "llama", tiny_models.smollm_tokenizer(tmp_path / "tokenizer"))
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(16)), encoding="utf-8")
+    run_id, _ = finetune_tab.start(services, finetune_tab.SOURCE_FILE, str(data), "default", False, str(base),
+                                   "quick", "lora", 12, None, None, 2, None, 0)
+    folder = services.settings.home / "runs" / run_id
+    deadline = time.monotonic() + 120
+    while not services.finetuner.progress(run_id).step and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(int((folder / "worker.pid").read_text()), signal.SIGKILL)  # the worker crashes mid-run
+    services.finetuner.wait(run_id, 30)
+    progress = services.finetuner.progress(run_id)
+    assert progress.status == "interrupted" and progress.step >= 1
+    assert "step" in finetune_tab.refresh(services, run_id)[0], "the progress screen still renders"
+    assert knowledge_tab.documents_table(services, "default") == [], "the rest of the app still answers"
+
+    assert "Resuming" in finetune_tab.resume(services, run_id)
+    services.finetuner.wait(run_id, 300)
+    html, points, _log, rows, finished = finetune_tab.refresh(services, run_id)
+    assert finished and "data-status='done'" in html
+    assert sorted(points["step"][points["series"] == "training"]) == list(range(1, progress.total_steps + 1))
+    assert rows[0][0] == "validation loss"

@@ -40,8 +40,6 @@ def sources_markdown(answer: Answer) -> str:
         lines.append(f"<details><summary>[{c.n}] {html.escape(c.source)}"
                      f"{' — ' + html.escape(where) if where else ''}{flag}</summary>\n\n"
                      f"> {html.escape(c.text).replace(chr(10), chr(10) + '> ')}\n</details>")
-    if answer.extractive:
-        lines.append("*The model's reply did not hold up against the sources; the answer quotes the passage.*")
     return "\n".join(lines)
 
 

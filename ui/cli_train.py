@@ -80,6 +80,7 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         job = runner.resume(settings, args.resume)
         print(f"resuming run {job.run_id} from its last checkpoint", file=sys.stderr)
     else:
+        kb = None
         if args.data:
             report = datasets.load_file(args.data)
             examples, source = report.examples, {"kind": "file", "path": str(args.data)}
@@ -105,9 +106,15 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         overrides = {k: getattr(args, k) for k in ("epochs", "learning_rate", "lora_r", "lora_alpha", "batch_size",
                                                    "grad_accum", "max_length", "checkpoint_every")}
         job = runner.prepare_run(settings, examples, source, base=args.base, preset_name=args.preset,
-                                 method=args.method, seed=args.seed, val_fraction=args.val_fraction, overrides=overrides)
+                                 method=args.method, seed=args.seed, val_fraction=args.val_fraction, overrides=overrides,
+                                 kb=kb)
         print(f"run {job.run_id}: {job.n_train} training and {job.n_val} validation examples, "
               f"preset {job.preset}; {job.method_reason}", file=sys.stderr)
+        if job.rag:
+            print(f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
+                  "by the base and the adapted model" if job.rag["questions"] else
+                  "with retrieval on: no held-out question left to ask (each one is also in the training set)",
+                  file=sys.stderr)
     return _follow(settings, job)
 
 
@@ -162,6 +169,23 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         b, a = metrics["answers_base"], metrics["answers_adapted"]
         print(f"held-out answers ({a['count']}): keyword recall {b['keyword_recall']:.2f} -> {a['keyword_recall']:.2f}, "
               f"ROUGE-L {b['rouge_l']:.2f} -> {a['rouge_l']:.2f} (base -> adapted)", file=sys.stderr)
+    if "rag_base" in metrics:
+        print(rag_table(metrics), file=sys.stderr)
+
+
+RAG_ROWS = (("keyword_accuracy", "keyword accuracy"), ("citation_support", "citation support"),
+            ("abstention_precision", "abstention precision"), ("abstention_recall", "abstention recall"),
+            ("quoted_passage", "quoted a passage instead"))
+
+
+def rag_table(metrics: dict[str, Any]) -> str:
+    """Base and adapted side by side with retrieval on (the ``eval rag`` measures)."""
+    base, adapted, about = metrics["rag_base"], metrics["rag_adapted"], metrics.get("rag", {})
+    title = f"with retrieval on ({about.get('kb', 'knowledge base')}, {base.get('count', 0)} held-out questions)"
+    rows = [(title, "base", "adapted")] + [(f"  {label}", _num(base.get(key)), _num(adapted.get(key)))
+                                           for key, label in RAG_ROWS]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{r[0]:<{width}}  {r[1]:>7}  {r[2]:>7}" for r in rows)
 
 
 # -- runs, export, models ---------------------------------------------------------------------------

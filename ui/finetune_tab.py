@@ -79,14 +79,26 @@ def progress_html(p: RunProgress) -> str:
 
 def refresh(services: Services, run_id: str | None):
     """(progress html, loss points, log, evaluation rows, finished?) of a run."""
-    import pandas as pd
-
     if not run_id:
-        return "", pd.DataFrame(columns=["step", "loss", "series"]), "", [], True
+        return "", loss_frame([]), "", [], True
     p = services.finetuner.progress(run_id)
-    points = pd.DataFrame(p.losses, columns=["step", "loss", "series"])
+    points = loss_frame(p.losses)
     rows = [[m, round(b, 4), round(a, 4)] for m, b, a in evaluation_rows(p.metrics)]
     return progress_html(p), points, p.log, rows, p.finished
+
+
+def loss_frame(points: list[dict[str, Any]]):
+    """Loss points with fixed column types, or None while there are none.
+
+    Gradio 6.31's plot never draws a line again once it was given an empty frame (measured in
+    chromium), and reads untyped columns as categories: so no empty frames, and typed columns.
+    """
+    import pandas as pd
+
+    if not points:
+        return None
+    frame = pd.DataFrame(points, columns=["step", "loss", "series"])
+    return frame.astype({"step": "int64", "loss": "float64", "series": "object"})
 
 
 def cancel(services: Services, run_id: str | None) -> str:
@@ -95,6 +107,13 @@ def cancel(services: Services, run_id: str | None) -> str:
     if services.finetuner.cancel(run_id):
         return f"Asked run {run_id} to stop after its current step (a checkpoint is kept)."
     return f"Run {run_id} is not training."
+
+
+def resume(services: Services, run_id: str | None) -> str:
+    if not run_id:
+        raise DomainsmithError("pick an interrupted or cancelled run first")
+    job = services.finetuner.resume(run_id)
+    return f"Resuming run {job.run_id} from its last checkpoint (same data order)."
 
 
 def export(services: Services, run_id: str | None, quant: str, say=None) -> tuple[str, str]:
@@ -109,8 +128,10 @@ def export(services: Services, run_id: str | None, quant: str, say=None) -> tupl
 
 
 def run_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{r['run_id']} ({r['status']}, {r['source'].get('path') or 'kb:' + str(r['source'].get('name'))})",
-             r["run_id"]) for r in reversed(services.finetuner.runs())]
+    def data(source: dict[str, Any]) -> str:
+        return Path(source["path"]).name if source.get("path") else f"knowledge base {source.get('name')}"
+
+    return [(f"{r['run_id']} ({r['status']}, {data(r['source'])})", r["run_id"]) for r in reversed(services.finetuner.runs())]
 
 
 def _question(example: dict[str, Any]) -> str:
@@ -164,6 +185,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
             with gr.Row():
                 train = gr.Button("Train adapter", variant="primary", elem_id="ds-train")
                 stop = gr.Button("Cancel", variant="stop", elem_id="ds-cancel")
+                again = gr.Button("Resume", elem_id="ds-resume")
             runs = gr.Dropdown(run_choices(services), label="Runs", info="pick a run to see its progress and results")
     status = gr.Markdown(elem_id="ds-train-status")
     bar = gr.HTML(elem_id="ds-progress")
@@ -216,6 +238,14 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     timer.tick(on_tick, run_id, [bar, plot, log, evaluation, timer], show_progress="hidden")
     runs.select(on_pick, runs, [run_id, bar, plot, log, evaluation, timer])
     stop.click(lambda rid: cancel(services, rid), run_id, status)
+
+    def on_resume(rid):
+        try:
+            return resume(services, rid), gr.Timer(active=True)
+        except DomainsmithError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    again.click(on_resume, run_id, [status, timer])
     export_button.click(on_export, [run_id, quant], [export_status, model_name, use_button], api_name="export")
     if chat_model is not None:
         use_button.click(on_use, model_name, [chat_model] + ([tabs] if tabs is not None else []))

@@ -113,7 +113,8 @@ def build(services: Services):
             status = gr.Markdown(elem_id="ds-upload-status")
         with gr.Column(scale=2):
             table = gr.Dataframe(documents_table(services, services.settings.default_kb), headers=DOC_COLUMNS,
-                                 label="Documents (select a row to remove it)", interactive=False, elem_id="ds-documents")
+                                 label="Documents (select a row to remove it)", interactive=False, elem_id="ds-documents",
+                                 column_widths=["14%", "22%", "10%", "8%", "8%", "16%", "22%"])
             with gr.Row():
                 doc_id = gr.Textbox(label="Selected document id", scale=2)
                 remove_button = gr.Button("Remove…", variant="stop", scale=1)
@@ -126,7 +127,8 @@ def build(services: Services):
     with gr.Row():
         query = gr.Textbox(label="Search", placeholder="Search your documents", scale=3, elem_id="ds-search")
         mode = gr.Radio(["hybrid", "vector", "keyword"], value="hybrid", label="Mode", scale=1)
-    hits = gr.Dataframe(headers=HIT_COLUMNS, label="Passages", interactive=False, wrap=True, elem_id="ds-hits")
+    hits = gr.Dataframe(headers=HIT_COLUMNS, label="Passages", interactive=False, wrap=True, elem_id="ds-hits",
+                        column_widths=["4%", "16%", "6%", "18%", "48%", "8%"])
 
     def on_add(name, chosen, chosen_folder, progress=gr.Progress()):
         paths = list(chosen or []) + list(chosen_folder or [])

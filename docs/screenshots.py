@@ -1,0 +1,86 @@
+"""Take the README's screenshots from the real app: ``.venv/bin/python docs/screenshots.py``.
+
+Starts ``app.py`` on a free port with a fresh DOMAINSMITH_HOME, drives it in headless chromium
+like a user (upload documents, search, ask, train an adapter with the quick preset on
+``bench/data/facts.jsonl``) and writes ``docs/chat.png``, ``docs/knowledge-base.png`` and
+``docs/fine-tune.png``. Takes about 5 minutes on 2 cores, most of it training. Colour emoji in
+the status lines need Debian's ``fonts-noto-color-emoji``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import factories  # noqa: E402  (the test fixtures' real documents)
+from tests.browser import browser_page, running_app  # noqa: E402
+
+
+def documents(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [factories.make_pdf(folder / "turbine-manual.pdf", pages=4),
+            factories.make_docx(folder / "pump-handbook.docx"),
+            factories.make_markdown(folder / "maintenance-notes.md")]
+
+
+def shoot(out: Path, train: bool = True) -> list[Path]:
+    from playwright.sync_api import expect
+
+    shots = []
+    with tempfile.TemporaryDirectory(prefix="domainsmith-shots-") as tmp:
+        files = documents(Path(tmp) / "docs")
+        with running_app(Path(tmp) / "home") as url, browser_page(1400, 1000) as page:
+            page.goto(url)
+            page.wait_for_selector("#ds-question")
+
+            page.get_by_role("tab", name="Knowledge Base").click()
+            page.locator("#ds-upload input[type=file]").set_input_files([str(f) for f in files])
+            page.locator("#ds-add").click()
+            expect(page.locator("#ds-upload-status")).to_contain_text("3 added", timeout=300_000)
+            page.locator("#ds-search textarea").fill("seal replacement interval")
+            page.locator("#ds-search textarea").press("Enter")
+            expect(page.locator("#ds-hits")).to_contain_text("pump-handbook.docx", timeout=60_000)
+            shots.append(_save(page, out / "knowledge-base.png"))
+
+            page.get_by_role("tab", name="Chat").click()
+            page.locator("#ds-question textarea").fill("What trips the journal bearing alarm?")
+            page.locator("#ds-ask").click()
+            expect(page.locator("#ds-sources")).to_contain_text("turbine-manual.pdf", timeout=300_000)
+            page.locator("#ds-sources summary").first.click()
+            shots.append(_save(page, out / "chat.png"))
+
+            page.get_by_role("tab", name="Fine-tune").click()
+            page.locator("#ds-train-file input[type=file]").set_input_files(str(ROOT / "bench/data/facts.jsonl"))
+            expect(page.locator("#ds-data-report")).to_contain_text("usable examples")
+            if train:
+                page.get_by_label("quick").check()
+                page.locator("#ds-train").click()
+                expect(page.locator("#ds-progress .ds-progress")).to_have_attribute("data-status", "done",
+                                                                                   timeout=1_800_000)
+                expect(page.locator("#ds-eval")).to_contain_text("validation loss")
+            shots.append(_save(page, out / "fine-tune.png"))
+    return shots
+
+
+def _save(page, path: Path) -> Path:
+    page.wait_for_timeout(800)  # let plots and fonts settle
+    page.screenshot(path=str(path), full_page=True)
+    print(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--no-train", action="store_true", help="skip the training run (Fine-tune shows the data only)")
+    args = parser.parse_args()
+    shoot(args.out, train=not args.no_train)
+
+
+if __name__ == "__main__":
+    main()

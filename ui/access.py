@@ -1,0 +1,130 @@
+"""With a password set, refuse every HTTP request that is not logged in (Gradio leaves some open).
+
+Gradio checks the login on its pages, API calls, uploads and file downloads, but not on every
+route: ``/openapi.json``, ``/gradio_api/app_id``, ``/gradio_api/token``, ``/gradio_api/user``,
+``/gradio_api/cancel``, ``/gradio_api/reset``, ``/gradio_api/stream/...``,
+and ``/gradio_api/heartbeat/...`` answer anyone. This ASGI middleware answers 401 to any
+request without Gradio's login cookie, except what the login page itself needs (the page, its
+scripts, styles and icons, the login form's POST) and ``/gradio_api/startup-events``, which
+``launch()`` calls on itself before serving (it answers only true or false).
+
+The login page itself is Gradio's index page, which embeds the app's whole API description
+(``window.gradio_api_info``: endpoint names, parameters, dropdown choices such as knowledge base
+and model names) even for a visitor who is not logged in; that part of the page is blanked.
+
+Wire it in with ``launch(..., app_kwargs={"middleware": [login_required()]})``: it reads the
+login state from the Gradio app it wraps, so it does nothing when no password is set.
+"""
+
+from __future__ import annotations
+
+import re
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Awaitable, Callable
+
+Scope = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
+
+# What the browser needs to draw the login form and send it, and nothing that holds data.
+PUBLIC_PATHS = frozenset({
+    "/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/gradio_api/theme.css", "/robots.txt",
+    "/manifest.json", "/pwa_icon", "/config", "/config/", "/gradio_api/login_check", "/gradio_api/login_check/",
+    "/gradio_api/startup-events",  # launch() calls it itself and refuses to start on a 401
+})
+PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")
+LOGIN_PAGES = frozenset({"/"})
+_API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.DOTALL)
+
+
+def is_public(path: str) -> bool:
+    """True for the login page and its assets. ``/config`` refuses by itself (401) until login."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class LoginRequired:
+    """ASGI middleware: 401 for requests without a valid Gradio login when the app has a password."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        gradio_app = scope.get("app")
+        if not _guarded(gradio_app) or _logged_in(scope, gradio_app):
+            await self.app(scope, receive, send)
+            return
+        path = _path(scope)
+        if path in LOGIN_PAGES and scope["type"] == "http":
+            await self.app(scope, receive, _without_api_info(send))
+            return
+        if is_public(path):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = b'{"detail":{"error":"Not authenticated"}}'
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _guarded(gradio_app: Any) -> bool:
+    """Whether the app has a login at all (no password set: nothing to guard)."""
+    return getattr(gradio_app, "auth", None) is not None or getattr(gradio_app, "auth_dependency", None) is not None
+
+
+def _path(scope: Scope) -> str:
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):] or "/"
+    return path
+
+
+def _without_api_info(send: Callable) -> Callable:
+    """Wrap ``send``: buffer the page, replace the embedded API description by ``{}``."""
+    start: dict = {}
+    body = bytearray()
+
+    async def wrapped(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        page = _API_INFO.sub(b"window.gradio_api_info = {};</script>", bytes(body))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": headers + [(b"content-length", str(len(page)).encode())]})
+        await send({"type": "http.response.body", "body": page})
+
+    return wrapped
+
+
+def _logged_in(scope: Scope, gradio_app: Any) -> bool:
+    cookies = SimpleCookie()
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            try:
+                cookies.load(value.decode("latin-1"))
+            except CookieError:
+                return False
+    cookie_id = getattr(gradio_app, "cookie_id", "")
+    tokens = getattr(gradio_app, "tokens", {})
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        morsel = cookies.get(name)
+        if morsel is not None and morsel.value in tokens:
+            return True
+    return False
+
+
+def login_required():
+    """The middleware entry for ``FastAPI(middleware=[...])`` (Gradio's ``launch(app_kwargs=...)``)."""
+    from starlette.middleware import Middleware
+
+    return Middleware(LoginRequired)
