@@ -90,13 +90,17 @@ def refresh(services: Services, run_id: str | None):
 def loss_frame(points: list[dict[str, Any]]):
     """Loss points with fixed column types, or None while there are none.
 
-    Gradio 6.31's plot never draws a line again once it was given an empty frame (measured in
-    chromium), and reads untyped columns as categories: so no empty frames, and typed columns.
+    Works around Gradio 6.31's plot, measured in chromium: given an empty frame it never draws a
+    line again; untyped columns read as categories; and a series absent from the first frames is
+    never drawn. So: no empty frames, typed columns, and both series named from the first frame
+    (a validation row with no value, which draws nothing, until the first real one arrives).
     """
     import pandas as pd
 
     if not points:
         return None
+    if not any(p["series"] == "validation" for p in points):
+        points = [*points, {"step": points[0]["step"], "loss": float("nan"), "series": "validation"}]
     frame = pd.DataFrame(points, columns=["step", "loss", "series"])
     return frame.astype({"step": "int64", "loss": "float64", "series": "object"})
 
