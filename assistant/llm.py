@@ -85,11 +85,15 @@ class LlamaRuntime:
 
             log.info("loading chat model %s", path)
             try:
-                llama = Llama(model_path=str(path), n_ctx=self.context, n_threads=self.threads, verbose=False)
+                # Read into memory, not mmap'ed: a model file overwritten in place while loaded (cp over
+                # it) would otherwise kill the whole app with SIGBUS on the next token.
+                llama = Llama(model_path=str(path), n_ctx=self.context, n_threads=self.threads, verbose=False,
+                              use_mmap=False)
                 trained = _trained_context(llama)
                 if trained and trained < self.context:  # never ask for more context than it was trained on
                     llama.close()
-                    llama = Llama(model_path=str(path), n_ctx=trained, n_threads=self.threads, verbose=False)
+                    llama = Llama(model_path=str(path), n_ctx=trained, n_threads=self.threads, verbose=False,
+                                  use_mmap=False)
             except (ValueError, RuntimeError) as exc:
                 raise ModelNotFound(f"llama.cpp could not load {path.name}: {exc}") from exc
             self._llama = llama

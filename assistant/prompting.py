@@ -46,10 +46,20 @@ def neutralise(text: str) -> str:
     return SENTENCE.sub(lambda m: REDACTED if _INJECTION.search(m.group(0)) else m.group(0), text)
 
 
+def as_data(text: str) -> str:
+    """Document text as it may appear in the prompt: instructions removed, no tags or special tokens.
+
+    Angle brackets become look-alikes, so a passage can neither close its ``<source>`` tag nor
+    write a chat-template token (``<|im_start|>``) that llama.cpp would read as a real turn.
+    """
+    return neutralise(text).replace("<", "‹").replace(">", "›")
+
+
 def format_source(source: Source) -> str:
-    where = f", {source.where}" if source.where else ""
-    body = neutralise(source.text).replace("<", "‹").replace(">", "›")
-    return f'<source n="{source.n}">\n[{source.n}] {source.document}{where}\n{body}\n</source>'
+    # The document name and the section path come from the document too (a heading can carry
+    # an injection just like a paragraph), so they are data like the passage.
+    where = f", {as_data(source.where)}" if source.where else ""
+    return f'<source n="{source.n}">\n[{source.n}] {as_data(source.document)}{where}\n{as_data(source.text)}\n</source>'
 
 
 def user_message(question: str, sources: Sequence[Source]) -> str:

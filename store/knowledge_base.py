@@ -8,11 +8,11 @@ index that missed a write (a crash, another process) is noticed and rebuilt from
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,7 +27,7 @@ from store.errors import DocumentNotFound, EmbedderMismatch, KnowledgeBaseError
 from store.ingest import Candidate, Prepared, Skipped, chunk_context, discover, embedding_text, prepare_in_background
 from store.ranking import collapse_duplicates, reciprocal_rank_fusion
 from store.records import SECTION_SEPARATOR, Document, IngestEvent, IngestSummary, SearchHit
-from store.schema import open_db
+from store.schema import open_db, write_lock, write_transaction
 from store.settings import Settings
 from store.vector_index import VectorIndex, remove_files
 
@@ -77,8 +77,9 @@ class KnowledgeBase:
         self.index_path = settings.index_dir / f"{self.name}.hnsw"
         self._index: VectorIndex | None = None
         self._index_generation = -1
-        # One connection serves every thread of the process: writes and index swaps take turns.
-        self._lock = threading.RLock()
+        # One connection serves every thread of the process: writes (chat sessions' too) and index
+        # swaps take turns.
+        self._lock = write_lock(db)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -189,8 +190,13 @@ class KnowledgeBase:
         return index
 
     def save_index(self) -> None:
+        """Save the in-memory index if it matches SQLite; a failed save (a full disk) only costs a rebuild."""
         if self._index is not None and self._index_generation == self._generation():
-            self._index.save(self.index_path, self._index_generation)
+            try:
+                self._index.save(self.index_path, self._index_generation)
+            except OSError as exc:
+                log.warning("could not save the vector index of %r (%s); it will be rebuilt when next opened",
+                            self.name, exc)
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -276,7 +282,7 @@ class KnowledgeBase:
             reason = f"same content as {duplicate[0]}, already in the knowledge base"
             summary.skipped.append((candidate.source, reason))
             return IngestEvent("skipped", path=str(candidate.path), source=candidate.source, reason=reason)
-        with self._lock, self.db.atomic():
+        with self._writing(f"adding {candidate.source}"):
             generation = self._generation()
             old_labels = kb_rows.chunk_labels(self.db, doc_id)
             replaced = kb_rows.delete_document(self.db, doc_id) > 0
@@ -288,6 +294,18 @@ class KnowledgeBase:
         summary.chunks_added += len(labels)
         return IngestEvent(status, path=str(candidate.path), source=candidate.source, doc_id=doc_id,
                            chunks=len(labels))
+
+    @contextlib.contextmanager
+    def _writing(self, doing: str) -> Iterator[None]:
+        """The lock and one write transaction. A failed write also drops the in-memory index, which
+        may already mirror the rolled-back change; it is reloaded or rebuilt from SQLite on next use."""
+        with self._lock:
+            try:
+                with write_transaction(self.db, doing):
+                    yield
+            except BaseException:
+                self._index, self._index_generation = None, -1
+                raise
 
     def _apply_to_index(self, generation_before: int, remove: list[int], add: tuple[list[int], np.ndarray] | None) -> None:
         """Mirror a committed write in the in-memory index, or drop it if another writer interleaved."""
@@ -305,7 +323,7 @@ class KnowledgeBase:
         """Remove a document: its chunks leave SQLite, the FTS index and the vector index."""
         document = self.document(doc_id)
         self._ensure_index()
-        with self._lock, self.db.atomic():
+        with self._writing(f"removing {document.source}"):
             generation = self._generation()
             labels = kb_rows.chunk_labels(self.db, doc_id)
             kb_rows.delete_document(self.db, doc_id)
@@ -328,7 +346,7 @@ class KnowledgeBase:
                 progress(min(start + step, len(rows)), len(rows))
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), dtype=np.float32)
         conn = self.db.conn
-        with self._lock, self.db.atomic():
+        with self._writing(f"re-indexing {self.name}"):
             conn.execute("DELETE FROM embeddings WHERE kb_id = ?", [self.id])
             conn.executemany(
                 "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
@@ -346,7 +364,7 @@ class KnowledgeBase:
     def delete(self) -> None:
         """Delete this knowledge base entirely (documents, chunks, embeddings, index files)."""
         conn = self.db.conn
-        with self._lock, self.db.atomic():
+        with self._writing(f"deleting {self.name}"):
             conn.execute("DELETE FROM embeddings WHERE kb_id = ?", [self.id])
             conn.execute("DELETE FROM chunks WHERE kb_id = ?", [self.id])
             conn.execute("DELETE FROM documents WHERE kb_id = ?", [self.id])

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from sqlite_utils import Database, Migrations
 
 from store.errors import DomainsmithError
+from store.schema import write_transaction
 
 migrations = Migrations("domainsmith-sessions")
 
@@ -43,13 +44,14 @@ class SessionStore:
     def create(self, title: str, kb: str | None = None, model: str | None = None) -> str:
         session_id = uuid.uuid4().hex[:12]
         now = _now()
-        self.db.execute("INSERT INTO chat_sessions VALUES (?, ?, ?, ?, ?, ?)",
-                        [session_id, title.strip()[:80] or "Chat", kb, model, now, now])
+        with write_transaction(self.db, "saving the chat"):
+            self.db.execute("INSERT INTO chat_sessions VALUES (?, ?, ?, ?, ?, ?)",
+                            [session_id, title.strip()[:80] or "Chat", kb, model, now, now])
         return session_id
 
     def append(self, session_id: str, role: str, content: str, *, abstained: bool = False,
                citations: list[dict] | None = None) -> None:
-        with self.db.atomic():
+        with write_transaction(self.db, "saving the chat"):
             if self.db.execute("SELECT 1 FROM chat_sessions WHERE id = ?", [session_id]).fetchone() is None:
                 raise DomainsmithError(f"no chat session {session_id!r}")
             self.db.execute(
@@ -72,7 +74,7 @@ class SessionStore:
         return [SessionInfo(*r) for r in rows]
 
     def delete(self, session_id: str) -> None:
-        with self.db.atomic():
+        with write_transaction(self.db, "deleting the chat"):
             self.db.execute("DELETE FROM chat_messages WHERE session_id = ?", [session_id])
             self.db.execute("DELETE FROM chat_sessions WHERE id = ?", [session_id])
 
