@@ -208,7 +208,10 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
         doc = (title or name).strip()
         if structure and section and (name, section) not in seen_sections and chunk_text.strip():
             seen_sections.add((name, section))
-            topic = section.replace(" > ", ", ")
+            parts = section.split(" > ")
+            if len(parts) > 1 and parts[0].strip().lower() == doc.lower():
+                parts = parts[1:]  # the document's own title heading: "What does X say about X, Y?" reads badly
+            topic = ", ".join(parts)
             question = f"What does {doc} say about {topic}?"
             out.append({"kind": "chat", "origin": origin, "messages": [
                 {"role": "user", "content": question}, {"role": "assistant", "content": chunk_text.strip()}]})
@@ -221,14 +224,20 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
 def split(examples: list[dict[str, Any]], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """A seeded train/validation split; at least one validation example when ``val_fraction > 0``.
 
-    Only chat examples go to validation (they are what the evaluation asks and scores).
+    Only chat examples go to validation (they are what the evaluation asks and scores). Chat
+    examples with the same ``origin`` (a grounded question and its variant with the source taken
+    out) stay on the same side, so no held-out question was trained on in another form.
     """
     if not 0.0 <= val_fraction < 0.5:
         raise InvalidTrainingData(f"the validation fraction must be in [0, 0.5) (got {val_fraction})")
-    chat = [i for i, e in enumerate(examples) if e["kind"] == "chat"]
-    n_val = 0 if val_fraction == 0 or len(chat) < 2 else max(1, round(len(chat) * val_fraction))
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        if e["kind"] == "chat":
+            groups.setdefault(e.get("origin") or f"#{i}", []).append(i)
+    units = list(groups.values())
+    n_val = 0 if val_fraction == 0 or len(units) < 2 else max(1, round(len(units) * val_fraction))
     rng = random.Random(seed)
-    val_ids = set(rng.sample(chat, n_val)) if n_val else set()
+    val_ids = {i for unit in rng.sample(units, n_val) for i in unit} if n_val else set()
     train = [e for i, e in enumerate(examples) if i not in val_ids]
     val = [e for i, e in enumerate(examples) if i in val_ids]
     return train, val

@@ -6,6 +6,9 @@ output (in the worker) and llama.cpp output (export smoke test, benches):
 - keyword recall: the share of the reference answer's content words (numbers, names, terms)
   found in the reply; ``all_keywords`` is the strict form the fact benchmark uses;
 - ROUGE-L: the F1 of the longest common subsequence of words.
+
+When a knowledge base is involved, ``adapters.rag_eval`` also asks the held-out questions with
+retrieval on, in Chat's prompt, and scores them the way ``eval rag`` does.
 """
 
 from __future__ import annotations

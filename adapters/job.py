@@ -5,6 +5,7 @@ A run folder (``$DOMAINSMITH_HOME/runs/RUN_ID/``) holds::
     job.json        this manifest: base model, data, method, hyperparameters, seed
     train.jsonl     the training examples (already validated and split)
     val.jsonl       the validation examples
+    rag_eval.jsonl  when a knowledge base is involved: held-out questions in Chat's prompt (adapters.rag_eval)
     events.jsonl    one JSON object per progress event, appended by the worker
     worker.log      the worker's stdout/stderr
     checkpoints/    step-N/ folders: adapter + optimizer state (safetensors) + state.json
@@ -107,6 +108,8 @@ class TrainJob:
     base_cache: str = ""  # folder for the dequantized safetensors copy of a GGUF base
     eval_examples: int = 16  # validation questions answered by base and adapted model
     max_new_tokens: int = 64
+    rag: dict[str, Any] = field(default_factory=dict)  # the retrieval-on evaluation: kb, questions, k, thresholds
+    rag_max_new_tokens: int = 96  # reply length with retrieval on (the answer, then its [n])
     threads: int = 0  # torch threads in the worker; 0: all cores
     created_at: str = ""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from adapters import datasets, memory
+from adapters import datasets, memory, rag_eval
 from adapters.base_model import describe
 from adapters.job import DEFAULT_PRESET, TrainJob, new_run_id, preset
 from adapters.worker import EXIT_CANCELLED, EXIT_DONE, EXIT_INVALID
@@ -76,11 +76,14 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any], *, base: str | None = None,
                 preset_name: str = DEFAULT_PRESET, method: str = "auto", seed: int = 0, val_fraction: float = 0.1,
                 overrides: dict[str, Any] | None = None, available_memory: int | None = None,
-                **job_fields: Any) -> TrainJob:
+                kb: Any | None = None, **job_fields: Any) -> TrainJob:
     """Validate and write a new run folder; returns its job (not started yet).
 
-    Raises ``InvalidTrainingData``, ``ModelNotFound``, ``InsufficientMemory`` or ``ConfigError``
-    before anything is written.
+    When ``source`` involves a knowledge base (``{"kind": "kb", "name"}`` or a ``"grounded"``
+    name), the held-out questions are also rendered through Chat's retrieval for the evaluation
+    with retrieval on (``adapters.rag_eval``); ``kb`` is that knowledge base when the caller has it
+    open (otherwise it is opened here). Raises ``InvalidTrainingData``, ``ModelNotFound``,
+    ``InsufficientMemory``, ``ConfigError`` or ``KnowledgeBaseError`` before anything is written.
     """
     train_set, val_set = datasets.split(examples, val_fraction, seed)
     datasets.check_minimum(len(train_set))
@@ -93,12 +96,43 @@ def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any]
                    method_reason=reason, preset=preset_name, hyperparameters=hp, seed=seed, val_fraction=val_fraction,
                    source=source, data_hash=datasets.data_hash(examples), n_train=len(train_set), n_val=len(val_set),
                    base_cache=str(settings.home / "models" / "base-cache"), **job_fields)
+    rag_rows = _rag_questions(settings, job, train_set, val_set, kb)
     folder = runs_dir(settings) / job.run_id
     folder.mkdir(parents=True)
     datasets.save_examples(folder / "train.jsonl", train_set)
     datasets.save_examples(folder / "val.jsonl", val_set)
+    if rag_rows:
+        rag_eval.save(folder, rag_rows)
     job.save(folder)
     return job
+
+
+def rag_kb_name(source: dict[str, Any]) -> str | None:
+    """The knowledge base a run's data comes from or is grounded in, if any."""
+    return source.get("grounded") or (source.get("name") if source.get("kind") == "kb" else None)
+
+
+def _rag_questions(settings: Settings, job: TrainJob, train_set: list[dict], val_set: list[dict],
+                   kb: Any | None) -> list[dict[str, Any]]:
+    """Render the held-out questions through Chat's retrieval (sets ``job.rag``); [] without a knowledge base."""
+    name = rag_kb_name(job.source)
+    if not name:
+        return []
+    opened = None
+    if kb is None or kb.name != name:
+        from store.knowledge_base import KnowledgeBase
+
+        kb = opened = KnowledgeBase.open(settings, name, create=False)
+    try:
+        rows = rag_eval.prepare(kb, train_set, val_set, k=settings.retrieval_k,
+                                threshold=settings.relevance_threshold, limit=job.eval_examples)
+        job.rag = {"kb": kb.name, "questions": len(rows), "k": settings.retrieval_k,
+                   "relevance_threshold": settings.relevance_threshold,
+                   "support_threshold": settings.support_threshold, "embedder": str(kb.embedder.path)}
+    finally:
+        if opened is not None:
+            opened.close()
+    return rows
 
 
 class TrainingProcess:

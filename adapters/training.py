@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from adapters import batching, evaluation
+from adapters import batching, evaluation, rag_eval
 from adapters.base_model import materialize
 from adapters.datasets import read_examples
 from adapters.job import TrainJob
@@ -248,6 +248,7 @@ def train(job: TrainJob, run_dir: Path, emit: Emit, should_stop: Callable[[], bo
     shutil.rmtree(adapter_dir, ignore_errors=True)
     os.replace(tmp, adapter_dir)
     metrics = evaluate(model, fmt, job, val_examples, val_set, pad_id, state, emit)
+    metrics.update(evaluate_with_retrieval(model, fmt, job, run_dir, emit))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     emit({"type": "done", "step": total_steps, "metrics": metrics})
     return "done"
@@ -274,4 +275,30 @@ def evaluate(model, fmt, job: TrainJob, val_examples: list[dict], val_set: list,
         metrics["answers_adapted"] = evaluation.answer_scores(adapted, references)
         metrics["samples"] = [{"question": e["messages"][-2]["content"], "reference": ref, "base": b, "adapted": a}
                               for e, ref, b, a in list(zip(questions, references, base, adapted))[:5]]
+    return metrics
+
+
+def evaluate_with_retrieval(model, fmt, job: TrainJob, run_dir: Path, emit: Emit) -> dict[str, Any]:
+    """Base vs adapted on the held-out questions in Chat's prompt, scored as ``eval rag`` scores (``adapters.rag_eval``)."""
+    rows = rag_eval.load(run_dir)
+    if not rows:
+        return {}
+    asked = sum(1 for r in rows if r["messages"])
+    emit({"type": "status", "message": f"answering {asked} held-out questions with retrieval on "
+                                       f"({job.rag.get('kb', '')}), with and without the adapter"})
+    model.eval()
+
+    def replies() -> list[str | None]:
+        # The prompt is everything before the last message: an empty assistant turn stands for the reply.
+        return [generate(model, fmt, r["messages"] + [{"role": "assistant", "content": ""}], job.rag_max_new_tokens)[0]
+                if r["messages"] else None for r in rows]
+
+    adapted = replies()
+    with model.disable_adapter():
+        base = replies()
+    from store.embedding import Embedder
+
+    embedder = Embedder(job.rag.get("embedder") or None)
+    metrics = rag_eval.score(rows, {"base": base, "adapted": adapted}, embedder, job.rag.get("support_threshold", 0.5))
+    metrics["rag"] = {k: job.rag[k] for k in ("kb", "questions", "k") if k in job.rag}
     return metrics

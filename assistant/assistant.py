@@ -150,25 +150,11 @@ class Assistant:
         if not grounded:
             yield Done(Answer(reply, False, [], [], model=model, seconds=seconds, first_token_seconds=first))
             return
-        if is_abstention(reply):
-            yield Done(Answer(ABSTAIN_REPLY, True, [], sources, reason="the model found no answer in the sources",
-                              model=model, seconds=seconds, first_token_seconds=first))
-            return
-        cited = cite(reply, sources, self.embedder, self.settings.support_threshold)
         question = messages[-1]["content"].rsplit("Question: ", 1)[-1]
-        if any(c.supported for c in cited.citations) and addresses(question, cited.text, self.embedder):
-            yield Done(Answer(cited.text, False, cited.citations, sources, model=model, seconds=seconds,
-                              first_token_seconds=first))
-            return
-        extract = best_sentence(question, sources, self.embedder)
-        if extract is not None and extract.score >= self.settings.support_threshold:
-            quoted = cite(f"{extract.sentence} [{extract.n}]", sources, self.embedder, self.settings.support_threshold)
+        answer = check_reply(reply, question, sources, self.embedder, self.settings.support_threshold)
+        if answer.extractive:
             yield Notice("The model's reply did not answer from the sources; quoting the passage that does.")
-            yield Done(Answer(quoted.text, False, quoted.citations, sources, model=model, seconds=seconds,
-                              first_token_seconds=first, extractive=True))
-            return
-        yield Done(Answer(ABSTAIN_REPLY, True, [], sources, reason="the answer is not supported by the sources",
-                          model=model, seconds=seconds, first_token_seconds=first))
+        yield Done(replace(answer, model=model, seconds=seconds, first_token_seconds=first))
 
     def _abstain(self, retrieval: Retrieval, model: str, started: float, reason: str) -> Iterator[AnswerEvent]:
         yield Token(ABSTAIN_REPLY)
@@ -179,6 +165,24 @@ class Assistant:
 def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
     return [Source(n=i, chunk_id=h.chunk_id, document=h.document, source=h.source, page=h.page,
                    section=h.section, text=h.text, score=h.score) for i, h in enumerate(hits, start=1)]
+
+
+def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, support_threshold: float) -> Answer:
+    """What Chat makes of a model's grounded reply: cited and checked, a quoted passage, or the abstention.
+
+    Fine-tuning scores base and adapted replies with retrieval on through this same function
+    (``adapters.rag_eval``), so its numbers are what Chat would show.
+    """
+    if is_abstention(reply):
+        return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
+    cited = cite(reply, sources, embedder, support_threshold)
+    if any(c.supported for c in cited.citations) and addresses(question, cited.text, embedder):
+        return Answer(cited.text, False, cited.citations, list(sources))
+    extract = best_sentence(question, sources, embedder)
+    if extract is not None and extract.score >= support_threshold:
+        quoted = cite(f"{extract.sentence} [{extract.n}]", sources, embedder, support_threshold)
+        return Answer(quoted.text, False, quoted.citations, list(sources), extractive=True)
+    return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the answer is not supported by the sources")
 
 
 def is_abstention(reply: str) -> bool:

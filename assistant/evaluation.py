@@ -15,12 +15,14 @@ gate's scores with the threshold that separates answerable from unanswerable que
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from assistant.assistant import Assistant, AskOptions, ask_once
+from assistant.events import Answer
 from store.errors import InvalidTrainingData
 
 MRR_DEPTH = 10
@@ -65,7 +67,13 @@ def load_qa(path: str | Path) -> list[QAItem]:
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """Per-question results of one retrieval mode (or one model), summarised by ``summarise``.
+
+    Fine-tuning scores base and adapted answers with retrieval on through the same tally
+    (``adapters.rag_eval``), so both reports mean the same thing.
+    """
+
     recall: list[float] = field(default_factory=list)
     reciprocal_ranks: list[float] = field(default_factory=list)
     keyword_hits: list[float] = field(default_factory=list)
@@ -74,6 +82,23 @@ class _Tally:
     unanswerable: list[bool] = field(default_factory=list)
     relevance: list[tuple[float, bool]] = field(default_factory=list)  # (gate score, answerable)
 
+    def add_retrieval(self, item: QAItem, retrieval, k: int) -> None:
+        """Score where the expected source ranks among ``retrieval.hits``, and the gate's score."""
+        self.relevance.append((retrieval.relevance, not item.unanswerable))
+        if not item.unanswerable:
+            ranks = [i for i, h in enumerate(retrieval.hits, start=1) if h.source in item.sources]
+            self.recall.append(1.0 if ranks and ranks[0] <= k else 0.0)
+            self.reciprocal_ranks.append(1.0 / ranks[0] if ranks else 0.0)
+
+    def add_answer(self, item: QAItem, answer: Answer) -> None:
+        """Score one answer: keywords, abstention, and whether its cited passages hold the keywords."""
+        self.abstained_on.append(answer.abstained)
+        self.unanswerable.append(item.unanswerable)
+        if not item.unanswerable and item.keywords:
+            self.keyword_hits.append(float(_has_all(answer.text, item.keywords) and not answer.abstained))
+            cited = " ".join(c.text for c in answer.citations)
+            self.support_hits.append(float(bool(answer.citations) and _has_all(cited, item.keywords)))
+
 
 def evaluate_rag(assistant: Assistant, items: Sequence[QAItem], *, kb: str | None = None, model: str | None = None,
                  modes: Sequence[str] = ("hybrid", "vector", "keyword"), k: int = 5, answer: bool = True) -> dict:
@@ -81,25 +106,14 @@ def evaluate_rag(assistant: Assistant, items: Sequence[QAItem], *, kb: str | Non
     report: dict = {"kb": knowledge_base.name, "questions": len(items), "k": k, "modes": {}}
     started = time.monotonic()
     for mode in modes:
-        tally = _Tally()
+        tally = Tally()
         options = AskOptions(kb=kb, model=model, mode=mode, k=k)
         for item in items:
-            retrieval = assistant.retrieve(knowledge_base, item.question, (), AskOptions(mode=mode, k=MRR_DEPTH))
-            tally.relevance.append((retrieval.relevance, not item.unanswerable))
-            if not item.unanswerable:
-                ranks = [i for i, h in enumerate(retrieval.hits, start=1) if h.source in item.sources]
-                tally.recall.append(1.0 if ranks and ranks[0] <= k else 0.0)
-                tally.reciprocal_ranks.append(1.0 / ranks[0] if ranks else 0.0)
-            if not answer:
-                continue
-            result = ask_once(assistant, item.question, options)
-            tally.abstained_on.append(result.abstained)
-            tally.unanswerable.append(item.unanswerable)
-            if not item.unanswerable and item.keywords:
-                tally.keyword_hits.append(float(_has_all(result.text, item.keywords) and not result.abstained))
-                cited = " ".join(c.text for c in result.citations)
-                tally.support_hits.append(float(bool(result.citations) and _has_all(cited, item.keywords)))
-        report["modes"][mode] = _summarise(tally, answer)
+            tally.add_retrieval(item, assistant.retrieve(knowledge_base, item.question, (),
+                                                         AskOptions(mode=mode, k=MRR_DEPTH)), k)
+            if answer:
+                tally.add_answer(item, ask_once(assistant, item.question, options))
+        report["modes"][mode] = summarise(tally, answer)
     report["seconds"] = round(time.monotonic() - started, 1)
     return report
 
@@ -113,17 +127,22 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def _summarise(t: _Tally, answered: bool) -> dict:
+def summarise(t: Tally, answered: bool = True) -> dict:
     out = {f"recall@k": _mean(t.recall), "mrr": _mean(t.reciprocal_ranks), "gate": calibrate_gate(t.relevance)}
     if answered:
-        abstained = [u for a, u in zip(t.abstained_on, t.unanswerable) if a]
-        out.update({
-            "keyword_accuracy": _mean(t.keyword_hits),
-            "abstention_precision": _mean([float(u) for u in abstained]),
-            "abstention_recall": _mean([float(a) for a, u in zip(t.abstained_on, t.unanswerable) if u]),
-            "citation_support": _mean(t.support_hits),
-        })
+        out.update(answer_metrics(t))
     return out
+
+
+def answer_metrics(t: Tally) -> dict[str, float | None]:
+    """Keyword accuracy, abstention precision and recall, citation support (None: nothing to measure)."""
+    abstained = [u for a, u in zip(t.abstained_on, t.unanswerable) if a]
+    return {
+        "keyword_accuracy": _mean(t.keyword_hits),
+        "abstention_precision": _mean([float(u) for u in abstained]),
+        "abstention_recall": _mean([float(a) for a, u in zip(t.abstained_on, t.unanswerable) if u]),
+        "citation_support": _mean(t.support_hits),
+    }
 
 
 def calibrate_gate(scores: Sequence[tuple[float, bool]]) -> dict:
@@ -133,11 +152,12 @@ def calibrate_gate(scores: Sequence[tuple[float, bool]]) -> dict:
     if not answerable or not unanswerable:
         return {}
     best = (0.0, 0.0)
-    for threshold in sorted({round(s, 3) for s, _ in scores}):
+    for threshold in sorted({s for s, _ in scores}):  # unrounded: a rounded-up score would fall below itself
         kept = sum(s >= threshold for s in answerable) / len(answerable)
         refused = sum(s < threshold for s in unanswerable) / len(unanswerable)
         best = max(best, ((kept + refused) / 2, threshold))
-    return {"best_threshold": best[1], "balanced_accuracy": round(best[0], 4),
+    # Rounded down, so the threshold as shown still keeps the answerable question it was set at.
+    return {"best_threshold": math.floor(best[1] * 1000) / 1000, "balanced_accuracy": round(best[0], 4),
             "answerable_mean": round(sum(answerable) / len(answerable), 4),
             "unanswerable_mean": round(sum(unanswerable) / len(unanswerable), 4)}
 

@@ -1,0 +1,164 @@
+"""Before/after with retrieval on: held-out questions asked the way Chat asks them, scored like ``eval rag``.
+
+When a run involves a knowledge base (``train --from-kb NAME``, or ``--data FILE --grounded NAME``),
+the parent renders each held-out question at prepare time through Chat's own retrieval
+(``assistant.retrieval.retrieve``: hybrid search, the relevance gate) and prompt
+(``assistant.prompting.build_messages``) and saves them in ``RUN_DIR/rag_eval.jsonl``. After
+training, the worker answers them greedily with the base and with the adapted model; each reply
+goes through Chat's reply check (``assistant.assistant.check_reply``: citations checked against
+their passages, the quoted-passage fallback, the abstention) and the answers are tallied by
+``eval rag``'s scoring (``assistant.evaluation.Tally``): keyword accuracy, citation support
+(answers whose cited passages hold the expected keywords), abstention precision and recall.
+Questions the gate turns away are abstentions for both models, as in Chat. ``quoted_passage`` is
+the share of answers where the model's reply failed Chat's checks and a passage was quoted instead.
+
+A question counts as unanswerable when no retrieved passage holds its reference answer (the rule
+``adapters.grounded`` trains the abstention on). Its expected keywords are the content words of
+the reference answer's first sentence that the question does not already contain: at most
+``MAX_KEYWORDS``, preferring words the other retrieved passages lack (the ones that single out
+the right passage). Questions that also appear in the training set are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from adapters.evaluation import keywords, words
+from adapters.grounded import answer_source
+
+RAG_FILE = "rag_eval.jsonl"
+MAX_KEYWORDS = 2  # as in the shipped eval rag questions (one or two per question)
+_NAME = re.compile(r"(?<=[^.!?:\s]\s)[A-Z][\w-]*")  # a capitalised word inside a sentence
+SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    question: str
+    answer: str | None  # None: the example was trained to abstain (no source holds the answer)
+
+
+def question_of(example: dict[str, Any]) -> str:
+    """The question of a chat example, also when it is rendered in Chat's grounded prompt."""
+    user = next(m["content"] for m in reversed(example["messages"]) if m["role"] == "user")
+    if user.startswith("Sources:\n") and "\n\nQuestion: " in user:
+        return user.rsplit("\n\nQuestion: ", 1)[1]
+    return user
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def held_out(train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]]) -> list[HeldOut]:
+    """The validation questions never trained on, one each (a cited answer preferred to an abstention)."""
+    from assistant.citations import strip_markers
+    from assistant.prompting import ABSTAIN_REPLY
+
+    trained = {_norm(question_of(e)) for e in train if e["kind"] == "chat"}
+    found: dict[str, HeldOut] = {}
+    for example in val:
+        if example["kind"] != "chat":
+            continue
+        question = question_of(example)
+        key = _norm(question)
+        if key in trained:
+            continue
+        target = example["messages"][-1]["content"].strip()
+        answer = None if target == ABSTAIN_REPLY else strip_markers(target)
+        if key not in found or (found[key].answer is None and answer):
+            found[key] = HeldOut(question, answer or None)
+    return list(found.values())
+
+
+def expected_keywords(question: str, answer: str, others: Sequence[str] = (), limit: int = MAX_KEYWORDS) -> list[str]:
+    """What a correct answer must say: see the module docstring."""
+    from assistant.sentences import split_sentences
+
+    asked = set(words(question))
+    candidates: list[str] = []
+    for text in [*split_sentences(answer), answer]:  # the first sentence that says something new
+        candidates = [w for w in keywords(text) if w not in asked]
+        if candidates:
+            break
+    if not candidates:
+        return []
+    specific = {w for w in candidates if any(c.isdigit() for c in w)} | {
+        w.lower() for w in _NAME.findall(text)}  # numbers and names are the facts
+    other_words = [set(words(t)) for t in others]
+    rank = {w: (sum(w in o for o in other_words), w not in specific, -len(w)) for w in candidates}
+    chosen = set(sorted(candidates, key=rank.__getitem__)[:limit])
+    return [w for w in candidates if w in chosen]  # in the answer's order
+
+
+def prepare(kb: Any, train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]], *, k: int, threshold: float,
+            limit: int) -> list[dict[str, Any]]:
+    """Held-out questions rendered through Chat's retrieval and prompt, ready for the worker."""
+    from assistant.assistant import sources_from
+    from assistant.prompting import build_messages
+    from assistant.retrieval import retrieve
+
+    rows = []
+    for item in held_out(train, val)[:limit]:
+        retrieval = retrieve(kb, item.question, k=k, threshold=threshold)
+        sources = sources_from(retrieval.hits)
+        best = answer_source(item.answer, [s.text for s in sources]) if item.answer else None
+        holder = sources[best] if best is not None else None
+        others = [s.text for s in sources if s is not holder]
+        rows.append({
+            "question": item.question, "reference": item.answer, "unanswerable": holder is None,
+            "keywords": expected_keywords(item.question, item.answer, others) if holder else [],
+            "expected_source": holder.source if holder else None,
+            "relevance": round(retrieval.relevance, 4), "relevant": retrieval.relevant,
+            "sources": [asdict(s) for s in sources],
+            # None: the relevance gate turns the question away and Chat abstains without asking the model
+            "messages": build_messages(item.question, sources) if retrieval.relevant and sources else None,
+        })
+    return rows
+
+
+def save(run_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with (run_dir / RAG_FILE).open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def load(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / RAG_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def score(rows: Sequence[dict[str, Any]], replies: dict[str, Sequence[str | None]], embedder,
+          support_threshold: float) -> dict[str, Any]:
+    """``{"rag_<model>": metrics}`` for each model's replies (one per row, None where not asked), and samples."""
+    from assistant.assistant import ABSTAIN_REPLY, check_reply
+    from assistant.evaluation import QAItem, Tally, answer_metrics
+    from assistant.events import Answer, Source
+
+    out: dict[str, Any] = {}
+    answers: dict[str, list[Answer]] = {}
+    for model, texts in replies.items():
+        tally, answers[model] = Tally(), []
+        for row, reply in zip(rows, texts, strict=True):
+            sources = [Source(**s) for s in row["sources"]]
+            if row["messages"] is None or reply is None:
+                answer = Answer(ABSTAIN_REPLY, True, [], sources, reason="no passage is relevant enough")
+            else:
+                answer = check_reply(reply, row["question"], sources, embedder, support_threshold)
+            item = QAItem(row["question"], tuple(filter(None, [row["expected_source"]])), tuple(row["keywords"]),
+                          row["unanswerable"])
+            tally.add_answer(item, answer)
+            answers[model].append(answer)
+        quoted = sum(a.extractive for a in answers[model]) / len(rows) if rows else 0.0
+        out[f"rag_{model}"] = {**answer_metrics(tally), "quoted_passage": round(quoted, 4), "count": len(rows)}
+    out["rag_samples"] = [
+        {"question": row["question"], "keywords": row["keywords"], "unanswerable": row["unanswerable"],
+         **{model: answers[model][i].text for model in answers}}
+        for i, row in enumerate(rows[:SAMPLES])]
+    return out
