@@ -29,6 +29,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,14 +129,32 @@ def export(settings: Settings, run_id: str, quant: str | None = None, *, name: s
         shutil.rmtree(work, ignore_errors=True)
 
 
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+# How safetensors (Rust) reports an OS error: "I/O error: File too large (os error 27)".
+_RUST_IO_ERROR = re.compile(r"\(os error (\d+)\)|Os \{ code: (\d+)")
+
+
 @contextlib.contextmanager
 def _disk_errors() -> Iterator[None]:
+    """OS write errors, also those safetensors raises as ``SafetensorError``, as a readable ``ExportFailed``."""
+    from safetensors import SafetensorError
+
     try:
         yield
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ExportFailed("the disk is full: free some space and export again (nothing was registered)") from exc
-        raise ExportFailed(f"could not write the model: {exc}") from exc
+        raise _write_failed(exc.errno, exc) from exc
+    except SafetensorError as exc:
+        code = _RUST_IO_ERROR.search(str(exc))
+        if code is None:
+            raise
+        raise _write_failed(int(code.group(1) or code.group(2)), exc) from exc
+
+
+def _write_failed(code: int | None, exc: BaseException) -> ExportFailed:
+    if code in _FULL_DISK:
+        return ExportFailed("the disk is full: free some space and export again (nothing was registered)")
+    reason = os.strerror(code) if code else str(exc)
+    return ExportFailed(f"could not write the model ({reason}): nothing was registered")
 
 
 def _run_metrics(folder: Path) -> dict[str, Any]:

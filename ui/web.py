@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ui.access import login_required
 from ui.services import Services
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def launch(services: Services) -> int:
         server_name=s.host,
         server_port=s.port,
         auth=auth,
+        # Gradio leaves some routes open and its login page describes the API: ui/access.py closes both.
+        app_kwargs={"middleware": [login_required()]},
         max_file_size=f"{int(s.max_file_mb)}mb",
         show_error=True,
     )
