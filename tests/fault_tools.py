@@ -115,3 +115,15 @@ def write_procedures(folder: Path, prefix: str, files: int, paragraphs: int) -> 
                            f"then record it in form {prefix}-F-{i}-{j} before the next shift." for j in range(paragraphs))
         (folder / f"{prefix}{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
     return folder
+
+
+def register_model(db_path: Path, name: str, file: Path, quant: str) -> None:
+    """Put a model in the registry directly, as an earlier export would have."""
+    from store.registry import ModelRecord, open_registry
+
+    db, registry = open_registry(db_path)
+    try:
+        registry.add(ModelRecord(name=name, base="smollm2-135m", run_id="r0", data_hash="h", file=str(file),
+                                 size_bytes=file.stat().st_size, quant=quant))
+    finally:
+        db.close()

@@ -1,4 +1,4 @@
-"""The real web app (``python app.py --port PORT``) in a child process, for plain-HTTP tests.
+"""The real web app (``python app.py --port PORT``) in a child process, for plain-HTTP and browser tests.
 
 The child gets a clean environment: no ``DOMAINSMITH_*`` variable from the caller's shell
 (``DOMAINSMITH_HOST`` there would change what the bind test sees), only the ones given.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import pytest
 from store.settings import Settings
 from tests import reliability_log, tiny_models
 from tests.conftest import ROOT
-from tests.fault_tools import file_digest, run_app_limited, tree_digest, wait_for
+from tests.fault_tools import file_digest, register_model, run_app_limited, tree_digest, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,6 @@ def exported_home(tmp_path_factory):
     from adapters import runner
     from adapters.datasets import _example
     from assistant.llm import bundled_model_path
-    from store.registry import ModelRecord, open_registry
 
     root = tmp_path_factory.mktemp("export-faults")
     home = root / "home"
@@ -45,12 +44,7 @@ def exported_home(tmp_path_factory):
     earlier = home / "models" / "earlier.gguf"
     earlier.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(bundled_model_path(), earlier)
-    db, registry = open_registry(settings.db_path)
-    try:
-        registry.add(ModelRecord(name="earlier", base="smollm2-135m", run_id="r0", data_hash="h", file=str(earlier),
-                                 size_bytes=earlier.stat().st_size, quant="q4_1"))
-    finally:
-        db.close()
+    register_model(settings.db_path, "earlier", earlier, "q4_1")
     folder = runner.run_dir(settings, job.run_id)
     return SimpleNamespace(home=home, settings=settings, run_id=job.run_id, folder=folder, earlier=earlier,
                            earlier_digest=file_digest(earlier), adapter_digest=tree_digest(folder / "adapter"))

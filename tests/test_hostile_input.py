@@ -329,16 +329,12 @@ def test_pickle_weights_in_a_model_folder_are_refused(tmp_path: Path) -> None:
 
 def test_registered_model_whose_file_became_a_pickle_is_refused(settings, tmp_path: Path) -> None:
     from assistant.llm import LlamaRuntime
-    from store.registry import ModelRecord, open_registry, resolve_model
+    from store.registry import resolve_model
+    from tests.fault_tools import register_model
 
     marker = tmp_path / "code-ran"
     path = write_pickle_model(tmp_path / "swapped.gguf", marker)
-    db, registry = open_registry(settings.db_path)
-    try:
-        registry.add(ModelRecord(name="swapped", base="x", run_id="r", data_hash="h", file=str(path),
-                                 size_bytes=path.stat().st_size, quant="q8_0"))
-    finally:
-        db.close()
+    register_model(settings.db_path, "swapped", path, "q8_0")
     with pytest.raises(ModelNotFound, match="pickle"):
         LlamaRuntime(context=512, threads=1).load(resolve_model(settings.db_path, "swapped"))
     assert not marker.exists()
