@@ -122,6 +122,7 @@ def test_training_shows_the_loss_curve_then_the_exported_model_answers_in_chat(p
     assert len(curves_seen - {""}) >= 2, "the loss curve was not redrawn while training"
     expect(page.locator("#ds-loss-plot .mark-line path")).to_have_count(2)  # training and validation curves
     expect(page.locator("#ds-eval")).to_contain_text("validation loss")
+    expect(page.locator("#ds-runs input")).to_have_value(re.compile(r"\(done, facts\.jsonl\)$"))
 
     set_dropdown(page, "ds-quant", "f16")  # a tiny random model: 8-bit rounding would flip its greedy answers
     page.locator("#ds-export").click()

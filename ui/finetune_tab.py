@@ -190,7 +190,8 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
                 train = gr.Button("Train adapter", variant="primary", elem_id="ds-train")
                 stop = gr.Button("Cancel", variant="stop", elem_id="ds-cancel")
                 again = gr.Button("Resume", elem_id="ds-resume")
-            runs = gr.Dropdown(run_choices(services), label="Runs", info="pick a run to see its progress and results")
+            runs = gr.Dropdown(run_choices(services), label="Runs", info="pick a run to see its progress and results",
+                               elem_id="ds-runs")
     status = gr.Markdown(elem_id="ds-train-status")
     bar = gr.HTML(elem_id="ds-progress")
     plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", height=280, elem_id="ds-loss-plot",
@@ -214,12 +215,15 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
             raise gr.Error(str(exc)) from exc
         return new_id, text, gr.Timer(active=True), gr.Dropdown(choices=run_choices(services), value=new_id)
 
-    def on_tick(rid):
-        bar_html, points, text, rows, finished = refresh(services, rid)
-        return bar_html, points, text, rows, gr.Timer(active=not finished)
-
     def on_pick(rid):
-        return rid, *on_tick(rid)
+        bar_html, points, text, rows, finished = refresh(services, rid)
+        return rid, bar_html, points, text, rows, gr.Timer(active=not finished)
+
+    def on_tick(rid):
+        _, *shown = on_pick(rid)
+        finished = not shown[-1].active
+        # The last tick also relabels the run in the picker, which still says "running".
+        return *shown, gr.Dropdown(choices=run_choices(services), value=rid) if finished else gr.skip()
 
     def on_export(rid, q, progress=gr.Progress()):
         try:
@@ -239,7 +243,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     file.change(lambda f: preview(services, f), file, [sample, report])
     train.click(on_start, [source, file, kb, grounded, base, preset, method, epochs, lr, rank, batch, length, seed],
                 [run_id, status, timer, runs], api_name="train")
-    timer.tick(on_tick, run_id, [bar, plot, log, evaluation, timer], show_progress="hidden")
+    timer.tick(on_tick, run_id, [bar, plot, log, evaluation, timer, runs], show_progress="hidden")
     runs.select(on_pick, runs, [run_id, bar, plot, log, evaluation, timer])
     stop.click(lambda rid: cancel(services, rid), run_id, status)
 
