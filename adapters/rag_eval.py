@@ -14,7 +14,8 @@ the share of answers where the model's reply failed Chat's checks and a passage 
 
 A question counts as unanswerable when no retrieved passage holds its reference answer (the rule
 ``adapters.grounded`` trains the abstention on). Its expected keywords are the content words of
-the reference answer's first sentence that the question does not already contain: at most
+the reference answer's first sentence that the question does not already contain (nor a word
+grown from one of its words, "restarting" from "starting"): at most
 ``MAX_KEYWORDS``, preferring words the other retrieved passages lack (the ones that single out
 the right passage). Questions that also appear in the training set are left out.
 """
@@ -80,9 +81,13 @@ def expected_keywords(question: str, answer: str, others: Sequence[str] = (), li
     from assistant.sentences import split_sentences
 
     asked = set(words(question))
+
+    def new(word: str) -> bool:  # not a question word, nor one grown from it ("restarting" for "starting")
+        return word not in asked and not any(len(a) >= 4 and a in word for a in asked)
+
     candidates: list[str] = []
     for text in [*split_sentences(answer), answer]:  # the first sentence that says something new
-        candidates = [w for w in keywords(text) if w not in asked]
+        candidates = [w for w in keywords(text) if new(w)]
         if candidates:
             break
     if not candidates:

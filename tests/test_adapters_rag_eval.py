@@ -129,6 +129,15 @@ def test_held_out_questions_in_chats_prompt_scored_like_eval_rag(machines, embed
     assert metrics["rag_samples"][0]["adapted"].startswith("The Vantor K7 gearbox uses Orlisol 220")
 
 
+def test_expected_keywords_are_what_the_answer_adds_to_the_question():
+    assert rag_eval.expected_keywords("Which oil goes into the Vantor K7 gearbox?",
+                                      "The Vantor K7 gearbox uses Orlisol 220 synthetic oil.") == ["orlisol", "220"]
+    # "restarting" only restates the question's "starting": a right reply need not use it.
+    assert rag_eval.expected_keywords(
+        "Which test must be done before starting the Vantor K7 after a shutdown?",
+        "Before restarting the Vantor K7 after a shutdown, the Dorrick leak test must be done.") == ["dorrick", "leak"]
+
+
 def test_cli_train_from_kb_evaluates_with_retrieval_on(machines, tiny_llama, settings):
     machines.close()  # the app opens it in its own process
     result = run_app("train", "--from-kb", "machines", "--base", str(tiny_llama), "--preset", "quick",
