@@ -107,7 +107,7 @@ def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any]
     return job
 
 
-def rag_kb_name(source: dict[str, Any]) -> str | None:
+def _rag_kb_name(source: dict[str, Any]) -> str | None:
     """The knowledge base a run's data comes from or is grounded in, if any."""
     return source.get("grounded") or (source.get("name") if source.get("kind") == "kb" else None)
 
@@ -115,7 +115,7 @@ def rag_kb_name(source: dict[str, Any]) -> str | None:
 def _rag_questions(settings: Settings, job: TrainJob, train_set: list[dict], val_set: list[dict],
                    kb: Any | None) -> list[dict[str, Any]]:
     """Render the held-out questions through Chat's retrieval (sets ``job.rag``); [] without a knowledge base."""
-    name = rag_kb_name(job.source)
+    name = _rag_kb_name(job.source)
     if not name:
         return []
     opened = None

@@ -23,6 +23,12 @@ MAX_NAME_BYTES = 200  # of the 255 a file name may take: room for the temporary 
 _UNSAFE = re.compile(r"[^\w.\- ()+,]", re.UNICODE)
 
 
+def _split_suffix(name: str) -> tuple[str, str]:
+    """``("report", "pdf")`` for ``report.pdf``; ``(name, "")`` when there is no dot."""
+    stem, dot, suffix = name.rpartition(".")
+    return (stem, suffix) if dot else (name, "")
+
+
 def safe_name(name: str) -> str:
     """A file name safe to create: no folders, no control characters, bounded length, no dot-only names."""
     name = unicodedata.normalize("NFC", name or "")
@@ -31,9 +37,7 @@ def safe_name(name: str) -> str:
     name = _UNSAFE.sub("_", name).strip(" .")
     if not name:
         name = "upload"
-    stem, dot, suffix = name.rpartition(".")
-    if not dot:
-        stem, suffix = name, ""
+    stem, suffix = _split_suffix(name)
     suffix = suffix[:16]
     stem = stem[: MAX_NAME_LENGTH - len(suffix) - 1]
     budget = MAX_NAME_BYTES - len(suffix.encode()) - 1
@@ -45,9 +49,7 @@ def unique_name(name: str, taken: set[str]) -> str:
     """``name``, or ``stem (2).suffix``, ``stem (3).suffix``... when ``taken`` already holds it."""
     if name not in taken:
         return name
-    stem, dot, suffix = name.rpartition(".")
-    if not dot:
-        stem, suffix = name, ""
+    stem, suffix = _split_suffix(name)
     count = 2
     while (candidate := f"{stem} ({count})" + (f".{suffix}" if suffix else "")) in taken:
         count += 1

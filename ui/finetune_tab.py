@@ -215,15 +215,18 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
             raise gr.Error(str(exc)) from exc
         return new_id, text, gr.Timer(active=True), gr.Dropdown(choices=run_choices(services), value=new_id)
 
-    def on_pick(rid):
+    def shown(rid):
+        """(progress, plot, log, evaluation, timer) outputs of a run, and whether it has finished."""
         bar_html, points, text, rows, finished = refresh(services, rid)
-        return rid, bar_html, points, text, rows, gr.Timer(active=not finished)
+        return (bar_html, points, text, rows, gr.Timer(active=not finished)), finished
+
+    def on_pick(rid):
+        return rid, *shown(rid)[0]
 
     def on_tick(rid):
-        _, *shown = on_pick(rid)
-        finished = not shown[-1].active
+        outputs, finished = shown(rid)
         # The last tick also relabels the run in the picker, which still says "running".
-        return *shown, gr.Dropdown(choices=run_choices(services), value=rid) if finished else gr.skip()
+        return *outputs, gr.Dropdown(choices=run_choices(services), value=rid) if finished else gr.skip()
 
     def on_export(rid, q, progress=gr.Progress()):
         try:
