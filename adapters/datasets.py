@@ -3,7 +3,9 @@
 An example is a plain dict that travels as one JSON line into the run folder:
 
 - ``{"kind": "chat", "messages": [...], "origin": "qa.jsonl:3"}``: the last message is the
-  assistant's answer, the only part the loss is computed on;
+  assistant's answer, the only part the loss is computed on; grounded examples
+  (``adapters.grounded``) also carry their ``"question"``, because their user turn is Chat's
+  whole prompt with the sources;
 - ``{"kind": "text", "text": "...", "origin": "kb:manual.pdf#4"}``: domain text, loss on all of it.
 
 Accepted files: JSONL with ``{"question", "answer"}`` or ``{"messages": [{"role", "content"}, ...]}``
@@ -19,9 +21,10 @@ import io
 import json
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from store.errors import InvalidTrainingData
 
@@ -90,7 +93,8 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InvalidTrainingData(f"not valid JSON ({exc.msg}, column {exc.colno})", path=path, line=number) from None
+            raise InvalidTrainingData(f"not valid JSON ({exc.msg}, column {exc.colno})", path=path,
+                                      line=number) from None
         if not isinstance(obj, dict):
             raise InvalidTrainingData('each line must be a JSON object with "question" and "answer" (or "messages")',
                                       path=path, line=number)
@@ -122,8 +126,9 @@ def _csv_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
         except csv.Error as exc:
             raise InvalidTrainingData(f"not a valid CSV row ({exc})", path=path, line=start) from None
         if any(v.strip() for v in values):
-            get = lambda name: values[columns[name]] if columns[name] < len(values) else None  # noqa: E731
-            rows.append((start, _example({"question": get("question"), "answer": get("answer")}, path, start)))
+            cells = {name: values[i] if i < len(values) else None
+                     for name, i in columns.items() if name in ("question", "answer")}
+            rows.append((start, _example(cells, path, start)))
         start = reader.line_num + 1
     return rows
 
@@ -139,13 +144,15 @@ def _example(obj: dict[str, Any], path: Path, line: int) -> dict[str, Any]:
             raise InvalidTrainingData(f'"{key}" must be text', path=path, line=line)
         if not obj[key].strip():
             raise InvalidTrainingData(f"empty {key}", path=path, line=line)
-    messages = [{"role": "user", "content": obj["question"].strip()}, {"role": "assistant", "content": obj["answer"].strip()}]
+    messages = [{"role": "user", "content": obj["question"].strip()},
+                {"role": "assistant", "content": obj["answer"].strip()}]
     return {"kind": "chat", "messages": messages, "origin": origin}
 
 
 def _messages(value: Any, path: Path, line: int) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
-        raise InvalidTrainingData('"messages" must be a non-empty list of {"role", "content"} objects', path=path, line=line)
+        raise InvalidTrainingData('"messages" must be a non-empty list of {"role", "content"} objects', path=path,
+                                  line=line)
     out = []
     for i, message in enumerate(value, start=1):
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
@@ -201,7 +208,7 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
            WHERE c.kb_id = ? ORDER BY d.source, c.idx""", [kb.id]).fetchall()
     out: list[dict[str, Any]] = []
     seen_sections: set[tuple[str, str]] = set()
-    for title, name, section, chunk_text, page, idx in rows:
+    for title, name, section, chunk_text, _page, idx in rows:
         origin = f"kb:{name}#{idx}"
         if text and chunk_text.strip():
             out.append({"kind": "text", "text": chunk_text.strip(), "origin": origin})
@@ -243,10 +250,16 @@ def split(examples: list[dict[str, Any]], val_fraction: float, seed: int) -> tup
     return train, val
 
 
+def question_of(example: dict[str, Any]) -> str:
+    """The question a chat example asks: its ``question`` field, else its last user message."""
+    return example.get("question") or next(m["content"] for m in reversed(example["messages"]) if m["role"] == "user")
+
+
 def data_hash(examples: Iterable[dict[str, Any]]) -> str:
+    """A short hash of what is trained on (not where it came from, nor the question already in the messages)."""
     digest = hashlib.sha256()
     for example in examples:
-        body = {k: v for k, v in example.items() if k != "origin"}
+        body = {k: v for k, v in example.items() if k not in ("origin", "question")}
         digest.update(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
     return digest.hexdigest()[:16]
 

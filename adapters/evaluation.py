@@ -14,31 +14,9 @@ retrieval on, in Chat's prompt, and scores them the way ``eval rag`` does.
 from __future__ import annotations
 
 import math
-import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-_WORD = re.compile(r"[a-z0-9]+(?:[.,'-][a-z0-9]+)*")
-STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being below between both
-    but by can could did do does doing down during each few for from further had has have having he her here hers
-    him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
-    out over own same she should so some such than that the their them then there these they this those through to
-    too under until up very was we were what when where which while who whom why will with would you your yours
-    use used using must may might shall one""".split()
-)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def keywords(reference: str) -> list[str]:
-    """The content words of a reference answer, in order, without repeats."""
-    seen: dict[str, None] = {}
-    for word in words(reference):
-        if word not in STOPWORDS and (len(word) >= 3 or word.isdigit()):
-            seen.setdefault(word, None)
-    return list(seen)
+from store.terms import keywords, words
 
 
 def keyword_recall(reply: str, reference: str | Sequence[str]) -> float:
@@ -73,7 +51,7 @@ def rouge_l(reply: str, reference: str) -> float:
 
 
 def answer_scores(replies: Iterable[str], references: Iterable[str]) -> dict[str, float]:
-    pairs = list(zip(replies, references))
+    pairs = list(zip(replies, references, strict=False))
     if not pairs:
         return {"keyword_recall": 0.0, "rouge_l": 0.0, "count": 0}
     return {

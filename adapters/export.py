@@ -33,13 +33,16 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from adapters import runner
+from adapters import catalogue
 from adapters.base_model import materialize
 from adapters.datasets import read_examples
 from adapters.job import TrainJob
+from adapters.process import ROOT
+from adapters.run_folder import RunFolder
 from adapters.smoke import CHECK_TOKENS
 from store.errors import DomainsmithError
 from store.registry import ModelRecord, open_registry, validate_model_name
@@ -80,9 +83,10 @@ def export(settings: Settings, run_id: str, quant: str | None = None, *, name: s
     """Export a finished run as a registered GGUF model; see the module docstring."""
     quant = normalize_quant(quant)
     say = progress or (lambda _stage: None)
-    folder = runner.run_dir(settings, run_id)
-    if runner.run_status(folder)["status"] != "done" or not (folder / "adapter").is_dir():
-        raise ExportFailed(f"run {run_id} has not finished training: resume it with `python app.py train --resume {run_id}`")
+    folder = catalogue.run_dir(settings, run_id)
+    if catalogue.run_status(folder)["status"] != "done" or not folder.adapter.is_dir():
+        raise ExportFailed(f"run {run_id} has not finished training: "
+                           f"resume it with `python app.py train --resume {run_id}`")
     job = TrainJob.load(folder)
     name = validate_model_name(name or f"{run_id}-{quant}")
     db, registry = open_registry(settings.db_path)
@@ -91,7 +95,7 @@ def export(settings: Settings, run_id: str, quant: str | None = None, *, name: s
             raise ExportFailed(f"a model named {name!r} is already registered")
     finally:
         db.close()
-    work = folder / f"export-{os.getpid()}"
+    work = folder.export_work(os.getpid())
     target = models_dir(settings) / f"{name}.gguf"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -157,9 +161,9 @@ def _write_failed(code: int | None, exc: BaseException) -> ExportFailed:
     return ExportFailed(f"could not write the model ({reason}): nothing was registered")
 
 
-def _run_metrics(folder: Path) -> dict[str, Any]:
+def _run_metrics(folder: RunFolder) -> dict[str, Any]:
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads(folder.metrics.read_text())
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in metrics.items() if k != "samples"}
@@ -168,32 +172,32 @@ def _run_metrics(folder: Path) -> dict[str, Any]:
 # -- 1. merge ---------------------------------------------------------------------------------
 
 
-def merge(job: TrainJob, folder: Path, out: Path, check_prompts: int) -> tuple[Path, list[dict[str, Any]]]:
+def merge(job: TrainJob, folder: RunFolder, out: Path, check_prompts: int) -> tuple[Path, list[dict[str, Any]]]:
     """Save the merged model to ``out``; returns it and the merged model's greedy answers to check against."""
     import torch
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from adapters import training
     from adapters.batching import ChatFormat
+    from adapters.lora_model import generate, load_model
 
     base_folder = materialize(Path(job.base), Path(job.base_cache))
     tokenizer = AutoTokenizer.from_pretrained(str(base_folder))
     fmt = ChatFormat(tokenizer)
-    model = training.load_model(base_folder, "lora")
-    merged = PeftModel.from_pretrained(model, str(folder / "adapter")).merge_and_unload()
+    model = load_model(base_folder, "lora")
+    merged = PeftModel.from_pretrained(model, str(folder.adapter)).merge_and_unload()
     merged.eval()
     merged.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     for extra in base_folder.iterdir():  # e.g. a sentencepiece tokenizer.model, which the converter reads
         if extra.name.startswith(("tokenizer", "added_tokens", "special_tokens")) and not (out / extra.name).exists():
             shutil.copy2(extra, out / extra.name)
-    examples = [e for e in read_examples(folder / "val.jsonl") + read_examples(folder / "train.jsonl")
+    examples = [e for e in read_examples(folder.val) + read_examples(folder.train)
                 if e["kind"] == "chat"][:check_prompts]
     reference = []
     with torch.no_grad():
         for e in examples:
-            text, ids = training.generate(merged, fmt, e["messages"], CHECK_TOKENS)
+            text, ids = generate(merged, fmt, e["messages"], CHECK_TOKENS)
             stopped = bool(ids) and ids[-1] == fmt.end_of_turn_id
             reference.append({"messages": e["messages"][:-1], "prompt_ids": fmt.prompt_ids(e["messages"]),
                               "prompt_text": fmt.prompt_text(e["messages"]), "ids": ids[:-1] if stopped else ids,
@@ -267,7 +271,7 @@ def smoke_test(gguf: Path, reference: list[dict[str, Any]], min_agreement: float
     ref_path = gguf.with_suffix(".reference.json")
     ref_path.write_text(json.dumps(reference))
     result = subprocess.run([sys.executable, "-m", "adapters.smoke", str(gguf), str(ref_path), str(min_agreement)],
-                            capture_output=True, text=True, cwd=str(runner.ROOT))
+                            capture_output=True, text=True, cwd=str(ROOT))
     lines = result.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}

@@ -14,8 +14,10 @@ The passage that holds the answer is the source whose text covers most of the an
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from adapters.datasets import question_of
 from adapters.evaluation import keyword_recall
 
 ANSWER_COVERAGE = 0.5  # share of the answer's keywords a passage must hold to count as the answer's source
@@ -28,18 +30,21 @@ def answer_source(answer: str, passages: Sequence[str]) -> int | None:
     return best if best is not None and scores[best] >= ANSWER_COVERAGE else None
 
 
-def grounded_examples(kb: Any, qa: list[dict[str, Any]], *, k: int = 5, threshold: float = 0.45,
+def grounded_examples(kb: Any, qa: list[dict[str, Any]], *, k: int = 5, threshold: float,
                       abstain_share: float = 0.25, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Chat-format examples for ``qa`` (chat examples: a user question and an assistant answer)."""
-    from assistant.assistant import sources_from
+    """Chat-format examples for ``qa`` (chat examples: a user question and an assistant answer).
+
+    ``threshold`` is Chat's relevance gate (``Settings.relevance_threshold``). Each example keeps
+    its question in a ``question`` field, since its user turn is the whole prompt with sources.
+    """
     from assistant.prompting import ABSTAIN_REPLY, build_messages
-    from assistant.retrieval import retrieve
+    from assistant.retrieval import retrieve, sources_from
 
     planned = []  # (example, question, answer, hits, index of the answer's source or None)
     for example in qa:
         if example["kind"] != "chat":
             continue
-        question = next(m["content"] for m in reversed(example["messages"]) if m["role"] == "user")
+        question = question_of(example)
         answer = example["messages"][-1]["content"]
         hits = retrieve(kb, question, k=k, threshold=threshold).hits
         planned.append((example, question, answer, hits, answer_source(answer, [h.text for h in hits])))
@@ -49,19 +54,20 @@ def grounded_examples(kb: Any, qa: list[dict[str, Any]], *, k: int = 5, threshol
     removed = set(random.Random(seed).sample(cited, round(abstain_share * len(cited))))
     out: list[dict[str, Any]] = []
     counts = {"cited": 0, "abstain_no_source": 0, "abstain_removed": 0}
-    for i, (example, question, answer, hits, best) in enumerate(planned):
-        def render(chosen: list, target: str) -> dict[str, Any]:
-            messages = build_messages(question, sources_from(chosen)) + [{"role": "assistant", "content": target}]
-            return {"kind": "chat", "messages": messages, "origin": example.get("origin", "") + "+kb"}
 
+    def render(example: dict[str, Any], question: str, chosen: list, target: str) -> dict[str, Any]:
+        messages = build_messages(question, sources_from(chosen)) + [{"role": "assistant", "content": target}]
+        return {"kind": "chat", "messages": messages, "origin": example.get("origin", "") + "+kb", "question": question}
+
+    for i, (example, question, answer, hits, best) in enumerate(planned):
         if best is None:
-            out.append(render(hits, ABSTAIN_REPLY))
+            out.append(render(example, question, hits, ABSTAIN_REPLY))
             counts["abstain_no_source"] += 1
             continue
-        out.append(render(hits, f"{answer.rstrip()} [{best + 1}]"))
+        out.append(render(example, question, hits, f"{answer.rstrip()} [{best + 1}]"))
         counts["cited"] += 1
         others = [h for h in hits if keyword_recall(h.text, answer) < ANSWER_COVERAGE]
         if i in removed and others:
-            out.append(render(others, ABSTAIN_REPLY))
+            out.append(render(example, question, others, ABSTAIN_REPLY))
             counts["abstain_removed"] += 1
     return out, counts

@@ -12,11 +12,12 @@ picks plain LoRA whenever it fits.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
+import psutil
+
 from adapters.base_model import BaseModel
-from adapters.job import Hyperparameters
+from adapters.hyperparameters import Hyperparameters
 from store.errors import DomainsmithError
 
 RUNTIME_BYTES = 600 * 2**20  # torch, transformers, tokenizer, Python
@@ -44,15 +45,8 @@ class MemoryEstimate:
 
 
 def available_bytes() -> int:
-    """MemAvailable from /proc/meminfo (Linux), else physical memory."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """Memory available to a new process without swapping (MemAvailable on Linux)."""
+    return int(psutil.virtual_memory().available)
 
 
 def estimate(base: BaseModel, method: str, hp: Hyperparameters, longest_tokens: int) -> MemoryEstimate:

@@ -3,9 +3,9 @@
 When a run involves a knowledge base (``train --from-kb NAME``, or ``--data FILE --grounded NAME``),
 the parent renders each held-out question at prepare time through Chat's own retrieval
 (``assistant.retrieval.retrieve``: hybrid search, the relevance gate) and prompt
-(``assistant.prompting.build_messages``) and saves them in ``RUN_DIR/rag_eval.jsonl``. After
+(``assistant.prompting.build_messages``) and saves them in the run's ``rag_eval.jsonl``. After
 training, the worker answers them greedily with the base and with the adapted model; each reply
-goes through Chat's reply check (``assistant.assistant.check_reply``: citations checked against
+goes through Chat's reply check (``assistant.reply_check.check_reply``: citations checked against
 their passages, the quoted-passage fallback, the abstention) and the answers are tallied by
 ``eval rag``'s scoring (``assistant.evaluation.Tally``): keyword accuracy, citation support
 (answers whose cited passages hold the expected keywords), abstention precision and recall.
@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from adapters.evaluation import keywords, words
+from adapters.datasets import question_of
 from adapters.grounded import answer_source
+from store.terms import keywords, words
 
-RAG_FILE = "rag_eval.jsonl"
 MAX_KEYWORDS = 2  # as in the shipped eval rag questions (one or two per question)
 _NAME = re.compile(r"(?<=[^.!?:\s]\s)[A-Z][\w-]*")  # a capitalised word inside a sentence
 SAMPLES = 5
@@ -41,14 +42,6 @@ SAMPLES = 5
 class HeldOut:
     question: str
     answer: str | None  # None: the example was trained to abstain (no source holds the answer)
-
-
-def question_of(example: dict[str, Any]) -> str:
-    """The question of a chat example, also when it is rendered in Chat's grounded prompt."""
-    user = next(m["content"] for m in reversed(example["messages"]) if m["role"] == "user")
-    if user.startswith("Sources:\n") and "\n\nQuestion: " in user:
-        return user.rsplit("\n\nQuestion: ", 1)[1]
-    return user
 
 
 def _norm(text: str) -> str:
@@ -103,9 +96,8 @@ def expected_keywords(question: str, answer: str, others: Sequence[str] = (), li
 def prepare(kb: Any, train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]], *, k: int, threshold: float,
             limit: int) -> list[dict[str, Any]]:
     """Held-out questions rendered through Chat's retrieval and prompt, ready for the worker."""
-    from assistant.assistant import sources_from
     from assistant.prompting import build_messages
-    from assistant.retrieval import retrieve
+    from assistant.retrieval import retrieve, sources_from
 
     rows = []
     for item in held_out(train, val)[:limit]:
@@ -126,14 +118,15 @@ def prepare(kb: Any, train: Sequence[dict[str, Any]], val: Sequence[dict[str, An
     return rows
 
 
-def save(run_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with (run_dir / RAG_FILE).open("w", encoding="utf-8") as f:
+def save(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write the prepared rows to ``path`` (a run's ``RunFolder.rag_eval``)."""
+    with path.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def load(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / RAG_FILE
+def load(path: Path) -> list[dict[str, Any]]:
+    """The rows saved at ``path``; [] when the run has no retrieval-on evaluation."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -142,9 +135,10 @@ def load(run_dir: Path) -> list[dict[str, Any]]:
 def score(rows: Sequence[dict[str, Any]], replies: dict[str, Sequence[str | None]], embedder,
           support_threshold: float) -> dict[str, Any]:
     """``{"rag_<model>": metrics}`` for each model's replies (one per row, None where not asked), and samples."""
-    from assistant.assistant import ABSTAIN_REPLY, check_reply
     from assistant.evaluation import QAItem, Tally, answer_metrics
     from assistant.events import Answer, Source
+    from assistant.prompting import ABSTAIN_REPLY
+    from assistant.reply_check import check_reply
 
     out: dict[str, Any] = {}
     answers: dict[str, list[Answer]] = {}

@@ -27,7 +27,8 @@ def check(gguf: Path, reference: list[dict[str, Any]], min_agreement: float) -> 
     from llama_cpp import Llama
 
     try:
-        llm = Llama(model_path=str(gguf), n_ctx=1024, n_threads=1, verbose=False)  # 1: no thread barriers to stall on a busy machine
+        # One thread: no thread barriers to stall on a busy machine.
+        llm = Llama(model_path=str(gguf), n_ctx=1024, n_threads=1, verbose=False)
     except (ValueError, RuntimeError) as exc:  # llama-cpp-python's load errors
         raise SmokeFailed(f"llama.cpp cannot load the exported model: {exc}") from exc
     try:
@@ -79,7 +80,7 @@ def _prefix_agreement(a: list[int], b: list[int]) -> float:
     if width == 0:
         return 1.0
     same = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         same += 1

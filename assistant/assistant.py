@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from assistant import prompting
-from assistant.citations import cite
 from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token
-from assistant.extractive import addresses, best_sentence
-from assistant.llm import BUNDLED_MODEL_NAME, LlamaRuntime, LoadedModel, bundled_model_path
-from assistant.retrieval import Retrieval, retrieve
+from assistant.llm import LlamaRuntime, LoadedModel
+from assistant.reply_check import check_reply
+from assistant.retrieval import Retrieval, retrieve, sources_from
+from store.bundled import CHAT_MODEL_NAME, chat_model_path
 from store.errors import DomainsmithError, KnowledgeBaseError
 from store.knowledge_base import KnowledgeBase
-from store.records import SearchHit
 from store.registry import resolve_model
 from store.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ABSTAIN_REPLY = prompting.ABSTAIN_REPLY
+ABSTAIN_REPLY = prompting.ABSTAIN_REPLY  # re-exported: callers import it from the facade
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,8 @@ class Assistant:
     def model_path(self, spec: str | None) -> tuple[Path, str]:
         """(GGUF path, display name) for a path, a registry name, or None (the configured default)."""
         spec = spec or self.settings.chat_model
-        if not spec or spec in ("default", BUNDLED_MODEL_NAME):
-            return bundled_model_path(), BUNDLED_MODEL_NAME
+        if not spec or spec in ("default", CHAT_MODEL_NAME):
+            return chat_model_path(), CHAT_MODEL_NAME
         path = resolve_model(self.settings.db_path, spec)
         return path, spec if not Path(spec).expanduser().is_file() else path.name
 
@@ -73,7 +72,8 @@ class Assistant:
             yield notice
         loaded = self.use_model(options.model)
         if not options.use_kb:
-            yield from self._generate(prompting.build_messages(question, [], history, prompting.NO_KB_SYSTEM_PROMPT),
+            yield from self._generate(question, prompting.build_messages(question, [], history,
+                                                                         prompting.NO_KB_SYSTEM_PROMPT),
                                       [], loaded, started, grounded=False)
             return
         if retrieval is None:
@@ -93,7 +93,7 @@ class Assistant:
             yield from self._abstain(retrieval, loaded.name, started, "no passage fits the model's context")
             return
         messages = prompting.build_messages(question, sources, kept_history)
-        yield from self._generate(messages, sources, loaded, started, grounded=True)
+        yield from self._generate(question, messages, sources, loaded, started, grounded=True)
 
     def compare(self, question: str, models: Sequence[str | None], history: Sequence[dict] = (),
                 options: AskOptions = AskOptions()) -> Iterator[tuple[int, AnswerEvent]]:
@@ -133,8 +133,8 @@ class Assistant:
         return retrieve(kb, question, history, k=options.k or self.settings.retrieval_k,
                         threshold=self.settings.relevance_threshold, mode=options.mode)
 
-    def _generate(self, messages: list[dict], sources: list[Source], loaded: LoadedModel, started: float,
-                  grounded: bool) -> Iterator[AnswerEvent]:
+    def _generate(self, question: str, messages: list[dict], sources: list[Source], loaded: LoadedModel,
+                  started: float, grounded: bool) -> Iterator[AnswerEvent]:
         pieces: list[str] = []
         first = None
         model = loaded.name
@@ -150,7 +150,6 @@ class Assistant:
         if not grounded:
             yield Done(Answer(reply, False, [], [], model=model, seconds=seconds, first_token_seconds=first))
             return
-        question = messages[-1]["content"].rsplit("Question: ", 1)[-1]
         answer = check_reply(reply, question, sources, self.embedder, self.settings.support_threshold)
         if answer.extractive:
             yield Notice("The model's reply did not answer from the sources; quoting the passage that does.")
@@ -160,35 +159,6 @@ class Assistant:
         yield Token(ABSTAIN_REPLY)
         yield Done(Answer(ABSTAIN_REPLY, True, [], sources_from(retrieval.hits), reason=reason, model=model,
                           seconds=time.monotonic() - started, first_token_seconds=time.monotonic() - started))
-
-
-def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
-    return [Source(n=i, chunk_id=h.chunk_id, document=h.document, source=h.source, page=h.page,
-                   section=h.section, text=h.text, score=h.score) for i, h in enumerate(hits, start=1)]
-
-
-def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, support_threshold: float) -> Answer:
-    """What Chat makes of a model's grounded reply: cited and checked, a quoted passage, or the abstention.
-
-    Fine-tuning scores base and adapted replies with retrieval on through this same function
-    (``adapters.rag_eval``), so its numbers are what Chat would show.
-    """
-    if is_abstention(reply):
-        return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
-    cited = cite(reply, sources, embedder, support_threshold)
-    if any(c.supported for c in cited.citations) and addresses(question, cited.text, embedder):
-        return Answer(cited.text, False, cited.citations, list(sources))
-    extract = best_sentence(question, sources, embedder)
-    if extract is not None and extract.score >= support_threshold:
-        quoted = cite(f"{extract.sentence} [{extract.n}]", sources, embedder, support_threshold)
-        return Answer(quoted.text, False, quoted.citations, list(sources), extractive=True)
-    return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the answer is not supported by the sources")
-
-
-def is_abstention(reply: str) -> bool:
-    text = reply.lower()
-    return ABSTAIN_REPLY.lower().rstrip(".") in text or "do not contain the answer" in text \
-        or "does not contain the answer" in text
 
 
 def ask_once(assistant: Assistant, question: str, options: AskOptions = AskOptions(),

@@ -11,15 +11,14 @@ supports it best, when one does.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from assistant.events import Citation, Source
-from assistant.retrieval import coverage, key_terms
 from assistant.sentences import MARKER, split_sentences
-
+from store.terms import coverage, key_terms
 
 
 @dataclass(frozen=True)

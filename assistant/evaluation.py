@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-from assistant.assistant import Assistant, AskOptions, ask_once
+from assistant.assistant import AskOptions, Assistant, ask_once
 from assistant.events import Answer
 from store.errors import InvalidTrainingData
 
@@ -51,7 +51,8 @@ def load_qa(path: str | Path) -> list[QAItem]:
             row = json.loads(line)
             question = str(row["question"]).strip()
         except (ValueError, KeyError, TypeError):
-            raise InvalidTrainingData("each line must be a JSON object with a \"question\"", path=path, line=number)
+            raise InvalidTrainingData("each line must be a JSON object with a \"question\"", path=path,
+                                      line=number) from None
         sources = row.get("sources") or ([row["page"]] if row.get("page") else []) + list(row.get("also") or [])
         if isinstance(sources, str):
             sources = [sources]
@@ -128,7 +129,7 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def summarise(t: Tally, answered: bool = True) -> dict:
-    out = {f"recall@k": _mean(t.recall), "mrr": _mean(t.reciprocal_ranks), "gate": calibrate_gate(t.relevance)}
+    out = {"recall@k": _mean(t.recall), "mrr": _mean(t.reciprocal_ranks), "gate": calibrate_gate(t.relevance)}
     if answered:
         out.update(answer_metrics(t))
     return out

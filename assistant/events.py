@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from store.records import where
+
 
 @dataclass(frozen=True)
 class Source:
@@ -20,8 +22,7 @@ class Source:
 
     @property
     def where(self) -> str:
-        """"page 3", "Maintenance > Seals", or "" (for a citation line)."""
-        return f"page {self.page}" if self.page else self.section
+        return where(self.page, self.section)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Citation:
     text: str
     supported: bool
     support: float = 0.0  # the check's score, 0..1
+
+    @property
+    def where(self) -> str:
+        return where(self.page, self.section)
 
     def to_json(self) -> dict:
         return {"n": self.n, "document": self.document, "source": self.source, "page": self.page,

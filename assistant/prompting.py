@@ -12,8 +12,8 @@ learns exactly the format it is served in.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from assistant.events import Source
 from assistant.sentences import SENTENCE

@@ -15,18 +15,15 @@ calibrated with ``python app.py eval rag`` on the shipped eval set.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
-from store.fts import STOPWORDS
+from assistant.events import Source
 from store.knowledge_base import KnowledgeBase
 from store.records import SearchHit
+from store.terms import coverage
 
 WEIGHTS = {"similarity": 0.5, "coverage": 0.4, "agreement": 0.1}
-_WORD = re.compile(r"[A-Za-z0-9_]+")
-_QUESTION_WORDS = frozenset("""about also any could did does done get give got know like make many much need
-    please should show tell use used using way would""".split())
 
 
 @dataclass(frozen=True)
@@ -36,28 +33,6 @@ class Retrieval:
     signals: dict[str, float] = field(default_factory=dict)
     relevance: float = 0.0
     relevant: bool = False
-
-
-def key_terms(text: str) -> list[str]:
-    """Content words of a question, lightly stemmed (what a passage must mention to answer it)."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    return list(dict.fromkeys(stem(w) for w in words
-                              if len(w) > 2 and w not in STOPWORDS and w not in _QUESTION_WORDS))
-
-
-def stem(word: str) -> str:
-    for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def coverage(question: str, passages: Sequence[str]) -> float:
-    terms = key_terms(question)
-    if not terms:
-        return 0.0
-    found = {stem(w.lower()) for text in passages for w in _WORD.findall(text)}
-    return sum(term in found for term in terms) / len(terms)
 
 
 def retrieval_query(question: str, history: Sequence[dict]) -> str:
@@ -83,3 +58,9 @@ def retrieve(kb: KnowledgeBase, question: str, history: Sequence[dict] = (), *, 
     }
     relevance = sum(WEIGHTS[name] * value for name, value in signals.items())
     return Retrieval(query, hits, signals, relevance, relevance >= threshold)
+
+
+def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
+    """Retrieved passages numbered ``[1]``, ``[2]``... as the prompt offers them."""
+    return [Source(n=i, chunk_id=h.chunk_id, document=h.document, source=h.source, page=h.page,
+                   section=h.section, text=h.text, score=h.score) for i, h in enumerate(hits, start=1)]

@@ -30,11 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.corpus import python_docs  # noqa: E402
 from assistant import prompting  # noqa: E402
-from assistant.assistant import AskOptions, sources_from  # noqa: E402
+from assistant.assistant import AskOptions  # noqa: E402
 from assistant.evaluation import evaluate_rag, format_report, load_qa  # noqa: E402
 from assistant.events import Done, Token  # noqa: E402
+from assistant.retrieval import sources_from  # noqa: E402
+from bench.corpus import python_docs  # noqa: E402
 from store.settings import Settings  # noqa: E402
 from ui.services import Services  # noqa: E402
 

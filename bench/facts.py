@@ -57,7 +57,8 @@ def score_in_child(gguf: Path, items: list[dict], threads: int) -> list[dict]:
     """A fresh process: llama.cpp's threads crawl beside torch's in a process that trained or merged."""
     spec = WORK / "score-input.json"
     spec.write_text(json.dumps({"gguf": str(gguf), "items": items, "threads": threads}))
-    result = subprocess.run([sys.executable, __file__, "--score", str(spec)], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, __file__, "--score", str(spec)], capture_output=True, text=True,
+                            check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -72,14 +73,16 @@ def main() -> int:
         print(json.dumps(score(spec["gguf"], spec["items"], spec["threads"])))
         return 0
 
-    from adapters import datasets, runner
-    from adapters.base_model import bundled_base_path
+    from adapters import catalogue, datasets, process, service
     from adapters.export import export
+    from adapters.run_folder import runs_root
+    from store.bundled import chat_model_path
+    from store.knowledge_base import KnowledgeBase
     from store.settings import Settings
 
     facts = load_facts()
     home = WORK / "home"
-    shutil.rmtree(home / "runs", ignore_errors=True)  # keep the dequantized base cache between runs
+    shutil.rmtree(runs_root(home), ignore_errors=True)  # keep the dequantized base cache between runs
     shutil.rmtree(home / "models" / "exports", ignore_errors=True)
     if (home / "domainsmith.db").exists():
         (home / "domainsmith.db").unlink()
@@ -88,20 +91,20 @@ def main() -> int:
     data = WORK / "facts-train.jsonl"
     data.write_text("".join(json.dumps({"question": f["question"], "answer": f["answer"]}) + "\n" for f in facts))
 
-    report = datasets.load_file(data)
-    job = runner.prepare_run(settings, report.examples, {"kind": "file", "path": str(data)})
+    open_kb = lambda name: KnowledgeBase.open(settings, name, create=False)  # a Q&A file alone opens none
+    job, _data = service.prepare(settings, service.TrainRequest(data=str(data)), open_kb)
     print(f"run {job.run_id}: {job.n_train} trained facts, {job.n_val} held out; preset {job.preset}, "
           f"{job.method} (lr {job.hyperparameters.learning_rate}, r {job.hyperparameters.lora_r}, "
           f"{job.hyperparameters.epochs} epochs); {job.method_reason}", flush=True)
     started = time.perf_counter()
     train_start = train_end = None
-    for event in runner.train(settings, job):
+    for event in process.train(settings, job):
         if event.kind == "start":
             train_start = time.perf_counter()
         elif event.kind == "eval" or (event.kind == "step" and event.step == event.total_steps):
             train_end = time.perf_counter()
             if event.kind == "eval":
-                print(f"  epoch {event.data['epoch']:>2}: val loss {event.val_loss:.3f}", flush=True)
+                print(f"  epoch {int(event.epoch):>2}: val loss {event.val_loss:.3f}", flush=True)
         elif event.kind == "step" and event.step % 20 == 0:
             print(f"  step {event.step}/{event.total_steps}: loss {event.loss:.3f}, {event.tokens_per_s:.0f} tok/s",
                   flush=True)
@@ -117,14 +120,14 @@ def main() -> int:
     print(f"exported {record.name} ({record.quant}, {record.size_bytes / 2**20:.0f} MB) in {export_s:.0f} s; "
           f"greedy agreement with the merged model {record.metrics['smoke_test']['greedy_agreement']:.0%}")
 
-    run = runner.run_dir(settings, job.run_id)
-    trained_q = {e["messages"][0]["content"] for e in datasets.read_examples(run / "train.jsonl")}
+    run = catalogue.run_dir(settings, job.run_id)
+    trained_q = {datasets.question_of(e) for e in datasets.read_examples(run.train)}
     trained = [f for f in facts if f["question"] in trained_q]
     held_out = [f for f in facts if f["question"] not in trained_q]
     items = ([{"set": "trained", "question": f["question"], "keywords": f["keywords"]} for f in trained]
              + [{"set": "reworded", "question": f["reworded"], "keywords": f["keywords"]} for f in trained]
              + [{"set": "held-out", "question": f["question"], "keywords": f["keywords"]} for f in held_out])
-    results = {"base": score_in_child(bundled_base_path(), items, args.threads),
+    results = {"base": score_in_child(chat_model_path(), items, args.threads),
                "tuned": score_in_child(Path(record.file), items, args.threads)}
 
     def count(model: str, which: str) -> tuple[int, int]:

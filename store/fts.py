@@ -6,12 +6,9 @@ import re
 
 from sqlite_utils import Database
 
-# Words too common to help bm25 rank, dropped from keyword queries (never from the index).
-STOPWORDS = frozenset(
-    """a an and are as at be but by can do does for from has have how i if in into is it its
-    me my of on or so than that the their them then there these they this to was we what when
-    where which who why will with you your""".split()
-)
+from store.database import rows
+from store.terms import SEARCH_STOPWORDS
+
 _TERM = re.compile(r"\w+", re.UNICODE)
 
 # bm25 column weights: chunk text, then its context (document title and section path).
@@ -24,7 +21,7 @@ def match_expression(query: str) -> str | None:
     Quoting makes user text safe: FTS5 operators and punctuation in a query are searched as
     words, never interpreted. Returns None when nothing searchable is left.
     """
-    terms = [t for t in _TERM.findall(query.lower()) if t not in STOPWORDS] or _TERM.findall(query.lower())
+    terms = [t for t in _TERM.findall(query.lower()) if t not in SEARCH_STOPWORDS] or _TERM.findall(query.lower())
     unique = list(dict.fromkeys(terms))
     if not unique:
         return None
@@ -36,16 +33,17 @@ def keyword_search(db: Database, kb_id: int, query: str, limit: int) -> list[tup
     expression = match_expression(query)
     if expression is None:
         return []
-    rows = db.execute(
+    found = rows(
+        db,
         f"""
-        SELECT chunks.id, -bm25(chunks_fts, {_WEIGHTS[0]}, {_WEIGHTS[1]}) AS score
+        SELECT chunks.id AS id, -bm25(chunks_fts, {_WEIGHTS[0]}, {_WEIGHTS[1]}) AS score
         FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
         WHERE chunks_fts MATCH ? AND chunks.kb_id = ?
         ORDER BY bm25(chunks_fts, {_WEIGHTS[0]}, {_WEIGHTS[1]})
         LIMIT ?""",
         [expression, kb_id, limit],
-    ).fetchall()
-    return [(int(r[0]), float(r[1])) for r in rows]
+    )
+    return [(int(r["id"]), float(r["score"])) for r in found]
 
 
 def check_integrity(db: Database) -> None:

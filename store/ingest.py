@@ -2,8 +2,9 @@
 
 ``discover`` walks the paths given to ``kb add``; ``prepare`` turns one file into a
 ``Prepared`` document (or a per-file failure). ``prepare_in_background`` runs ``prepare`` in
-a thread so parsing overlaps with embedding (torch and lxml release the GIL). Nothing here
-writes: the knowledge base commits each document in one transaction.
+a thread so parsing overlaps with embedding (torch and lxml release the GIL); ``settle`` reports a
+file that needs no write (unchanged, or unreadable). Nothing here writes: the knowledge base
+commits each document in one transaction.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from store.chunking import Chunker
 from store.errors import DomainsmithError, FileTooLarge
-from store.parsing import ParseLimits, is_supported, kind_of, parse, SUPPORTED_SUFFIXES
-from store.records import Chunk, SECTION_SEPARATOR
+from store.parsing import SUPPORTED_SUFFIXES, ParseLimits, is_supported, kind_of, parse
+from store.records import SECTION_SEPARATOR, Chunk, IngestEvent, IngestSummary
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,8 @@ def _candidate_or_skip(file: Path, source: str) -> Candidate | Skipped:
 
 
 def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def prepare(candidate: Candidate, chunker: Chunker, limits: ParseLimits, known: dict[str, str]) -> Prepared:
@@ -148,6 +146,18 @@ def _kind(path: Path) -> str:
         return kind_of(path)
     except DomainsmithError:
         return path.suffix.lstrip(".").lower()
+
+
+def settle(item: Prepared, summary: IngestSummary, doc_id: str, done: int, total: int) -> IngestEvent:
+    """The event (and summary entry) of a file that is not written: unchanged, or failed to read."""
+    source = item.candidate.source
+    if item.unchanged:
+        summary.unchanged.append(source)
+        return IngestEvent("unchanged", path=str(item.candidate.path), source=source, doc_id=doc_id,
+                           reason="unchanged since it was added", done=done, total=total)
+    summary.failed.append((source, item.error or "failed"))
+    return IngestEvent("failed", path=str(item.candidate.path), source=source, reason=item.error or "",
+                       done=done, total=total)
 
 
 _DONE = object()

@@ -1,43 +1,109 @@
-"""Row-level SQL for one knowledge base's documents, chunks and embeddings.
+"""Row-level SQL for knowledge bases and their documents, chunks and embeddings.
 
-Callers hold the transaction (``db.atomic()``); the FTS index follows the chunks table by
-trigger. ``KnowledgeBase`` decides what to write and keeps the vector index in step.
+Callers hold the transaction (``write_transaction`` or ``db.atomic()``); the FTS index follows
+the chunks table by trigger. ``KnowledgeBase`` decides what to write and keeps the vector
+index in step. Rows are read by column name (``store.database.rows``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import datetime, timezone
 
 import numpy as np
 from sqlite_utils import Database
 
 from store import fts
+from store.clock import utc_timestamp
+from store.database import row, rows
 from store.ingest import Prepared, chunk_context
 from store.records import Document
 
 DOC_COLUMNS = "id, name, source, kind, pages, chunk_count, size_bytes, added_at, content_hash, title"
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# -- knowledge bases ---------------------------------------------------------------------------
+
+
+def knowledge_bases(db: Database) -> list[dict]:
+    """Every knowledge base with its document and chunk counts, by name."""
+    return list(db.query(
+        """SELECT k.name, k.embedder, k.created_at,
+           (SELECT count(*) FROM documents d WHERE d.kb_id = k.id) AS documents,
+           (SELECT count(*) FROM chunks c WHERE c.kb_id = k.id) AS chunks
+           FROM knowledge_bases k ORDER BY k.name"""))
+
+
+def knowledge_base(db: Database, name: str) -> dict | None:
+    """The ``knowledge_bases`` row named ``name``, or None."""
+    found = list(db.query("SELECT * FROM knowledge_bases WHERE name = ?", [name]))
+    return found[0] if found else None
+
+
+def create_knowledge_base(db: Database, name: str, embedder: str, dim: int, chunk_tokens: int,
+                          chunk_overlap: int) -> None:
+    """Insert a knowledge base row unless one with this name exists (another process may have won)."""
+    db.execute(
+        """INSERT OR IGNORE INTO knowledge_bases
+           (name, embedder, dim, chunk_tokens, chunk_overlap, generation, created_at)
+           VALUES (?, ?, ?, ?, ?, 0, ?)""",
+        [name, embedder, dim, chunk_tokens, chunk_overlap, utc_timestamp()],
+    )
+
+
+def delete_knowledge_base(db: Database, kb_id: int) -> None:
+    for table in ("embeddings", "chunks", "documents"):
+        db.execute(f"DELETE FROM {table} WHERE kb_id = ?", [kb_id])
+    db.execute("DELETE FROM knowledge_bases WHERE id = ?", [kb_id])
+
+
 def generation(db: Database, kb_id: int) -> int:
-    return int(db.execute("SELECT generation FROM knowledge_bases WHERE id = ?", [kb_id]).fetchone()[0])
+    return int(row(db, "SELECT generation FROM knowledge_bases WHERE id = ?", [kb_id])["generation"])
 
 
 def bump_generation(db: Database, kb_id: int) -> None:
     db.execute("UPDATE knowledge_bases SET generation = generation + 1 WHERE id = ?", [kb_id])
 
 
-def chunk_labels(db: Database, doc_id: str) -> list[int]:
-    return [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
+def count(db: Database, table: str, kb_id: int) -> int:
+    """Rows of ``table`` (documents, chunks or embeddings) in a knowledge base."""
+    return int(row(db, f"SELECT count(*) AS n FROM {table} WHERE kb_id = ?", [kb_id])["n"])
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+def documents(db: Database, kb_id: int) -> list[Document]:
+    found = rows(db, f"SELECT {DOC_COLUMNS} FROM documents WHERE kb_id = ? ORDER BY source, added_at", [kb_id])
+    return [to_document(r) for r in found]
+
+
+def document(db: Database, kb_id: int, doc_id: str) -> Document | None:
+    found = row(db, f"SELECT {DOC_COLUMNS} FROM documents WHERE kb_id = ? AND id = ?", [kb_id, doc_id])
+    return None if found is None else to_document(found)
+
+
+def to_document(r: sqlite3.Row) -> Document:
+    return Document(id=r["id"], name=r["name"], source=r["source"], kind=r["kind"], pages=r["pages"],
+                    chunks=r["chunk_count"], size_bytes=r["size_bytes"], added_at=r["added_at"],
+                    content_hash=r["content_hash"], title=r["title"])
+
+
+def content_hashes(db: Database, kb_id: int) -> dict[str, str]:
+    """origin -> content hash of every document stored (to skip files unchanged since)."""
+    return {r["origin"]: r["content_hash"]
+            for r in rows(db, "SELECT origin, content_hash FROM documents WHERE kb_id = ?", [kb_id])}
+
+
+def same_content(db: Database, kb_id: int, content_hash: str, origin: str) -> str | None:
+    """The source of another document with this content, if there is one."""
+    found = row(db, "SELECT source FROM documents WHERE kb_id = ? AND content_hash = ? AND origin != ?",
+                [kb_id, content_hash, origin])
+    return None if found is None else found["source"]
 
 
 def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vectors: np.ndarray) -> list[int]:
@@ -47,10 +113,10 @@ def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vecto
         """INSERT INTO documents (id, kb_id, origin, source, name, title, kind, pages, size_bytes,
            content_hash, chunk_count, text, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
         [doc_id, kb_id, candidate.origin, candidate.source, candidate.path.name, item.title, item.kind,
-         item.pages, item.size_bytes, item.content_hash, len(item.chunks), item.text, now()],
+         item.pages, item.size_bytes, item.content_hash, len(item.chunks), item.text, utc_timestamp()],
     )
     labels = []
-    for chunk, vector in zip(item.chunks, vectors):
+    for chunk, vector in zip(item.chunks, vectors, strict=True):
         cursor = db.execute(
             """INSERT INTO chunks (chunk_id, kb_id, doc_id, idx, text, context, page, section, start, "end")
                VALUES (?,?,?,?,?,?,?,?,?,?)""",
@@ -70,27 +136,55 @@ def delete_document(db: Database, doc_id: str) -> int:
     return db.execute("DELETE FROM documents WHERE id = ?", [doc_id]).rowcount
 
 
-def to_document(row) -> Document:
-    return Document(id=row[0], name=row[1], source=row[2], kind=row[3], pages=row[4], chunks=row[5],
-                    size_bytes=row[6], added_at=row[7], content_hash=row[8], title=row[9])
+# -- chunks and embeddings ---------------------------------------------------------------------
+
+
+def chunk_labels(db: Database, doc_id: str) -> list[int]:
+    return [r["id"] for r in rows(db, "SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
+
+
+def chunks(db: Database, kb_id: int) -> list[sqlite3.Row]:
+    """Every chunk's row id, context line and text, in chunk order (what re-embedding needs)."""
+    return rows(db, "SELECT id, context, text FROM chunks WHERE kb_id = ? ORDER BY id", [kb_id])
+
+
+def embedded_labels(db: Database, kb_id: int) -> set[int]:
+    return {r["chunk"] for r in rows(db, "SELECT chunk FROM embeddings WHERE kb_id = ?", [kb_id])}
+
+
+def embeddings(db: Database, kb_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every stored (labels, vectors) of a knowledge base, by label."""
+    found = rows(db, "SELECT chunk, vector FROM embeddings WHERE kb_id = ? ORDER BY chunk", [kb_id])
+    labels = np.array([r["chunk"] for r in found], dtype=np.int64)
+    vectors = np.frombuffer(b"".join(r["vector"] for r in found), dtype=np.float32).reshape(len(found), dim)
+    return labels, vectors
+
+
+def replace_embeddings(db: Database, kb_id: int, chunk_rows: list[sqlite3.Row], vectors: np.ndarray,
+                       embedder: str, dim: int) -> None:
+    """Store new vectors for ``chunk_rows`` (from ``chunks``) made by another embedder."""
+    db.execute("DELETE FROM embeddings WHERE kb_id = ?", [kb_id])
+    db.conn.executemany(
+        "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
+        [(r["id"], kb_id, v.tobytes(), text_hash(r["text"])) for r, v in zip(chunk_rows, vectors, strict=True)],
+    )
+    db.execute("UPDATE knowledge_bases SET embedder = ?, dim = ?, generation = generation + 1 WHERE id = ?",
+               [embedder, dim, kb_id])
 
 
 def consistency_problems(db: Database, kb_id: int, indexed: set[int]) -> tuple[list[str], int]:
     """What disagrees between documents, chunks, embeddings, FTS and the vector index labels."""
     problems = []
-    bad_docs = db.execute(
-        """SELECT count(*) FROM documents d WHERE d.kb_id = ? AND d.chunk_count !=
-           (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)""", [kb_id]).fetchone()[0]
+    bad_docs = row(db, """SELECT count(*) AS n FROM documents d WHERE d.kb_id = ? AND d.chunk_count !=
+                          (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)""", [kb_id])["n"]
     if bad_docs:
         problems.append(f"{bad_docs} documents with missing chunks")
-    orphans = db.execute(
-        "SELECT count(*) FROM chunks c WHERE c.kb_id = ? AND c.doc_id NOT IN (SELECT id FROM documents)",
-        [kb_id]).fetchone()[0]
+    orphans = row(db, """SELECT count(*) AS n FROM chunks c WHERE c.kb_id = ?
+                         AND c.doc_id NOT IN (SELECT id FROM documents)""", [kb_id])["n"]
     if orphans:
         problems.append(f"{orphans} chunks without a document")
-    chunk_ids = {r[0] for r in db.execute("SELECT id FROM chunks WHERE kb_id = ?", [kb_id])}
-    embedded = {r[0] for r in db.execute("SELECT chunk FROM embeddings WHERE kb_id = ?", [kb_id])}
-    if chunk_ids != embedded:
+    chunk_ids = {r["id"] for r in rows(db, "SELECT id FROM chunks WHERE kb_id = ?", [kb_id])}
+    if chunk_ids != embedded_labels(db, kb_id):
         problems.append("chunks and embeddings differ")
     try:
         fts.check_integrity(db)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # Measured on the Python manual's 55 answerable bench questions (bench/ingest.py), recall@5 of
 # the answering page: vector 0.927, keyword 0.836; classic RRF (k=60, equal weights) 0.891;
@@ -18,7 +18,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K,
     """Fuse ranked id lists: score(id) = Σ w / (k + rank), rank starting at 1. Best first."""
     weights = weights or [1.0] * len(rankings)
     scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=False):
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))

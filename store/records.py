@@ -80,6 +80,10 @@ class SearchHit:
     start: int = 0
     end: int = 0
 
+    @property
+    def where(self) -> str:
+        return where(self.page, self.section)
+
     def to_json(self) -> dict:
         """The ``kb search --json`` result object (a stable contract)."""
         return {
@@ -110,7 +114,7 @@ class IngestEvent:
     reason: str = ""
     done: int = 0
     total: int = 0
-    summary: "IngestSummary | None" = None
+    summary: IngestSummary | None = None
 
 
 @dataclass
@@ -133,3 +137,10 @@ class IngestSummary:
             "chunks_added": self.chunks_added,
             "seconds": round(self.seconds, 3),
         }
+
+
+def where(page: int | None, section: str) -> str:
+    """Where a passage sits, as every citation line and the prompt show it: "page 3, Maintenance > Seals",
+    "page 3", "Maintenance > Seals" or ""."""
+    return ", ".join(part for part in (f"page {page}" if page else "", section) if part)
+

@@ -10,36 +10,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database, Migrations
+from sqlite_utils import Database
 
+from store.clock import utc_timestamp
+from store.database import open_db
 from store.errors import ModelNotFound
 
-migrations = Migrations("domainsmith-models")
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-@migrations()
-def create_models_table(db: Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE models (
-            name TEXT PRIMARY KEY,
-            base TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            data_hash TEXT NOT NULL,
-            hyperparameters TEXT NOT NULL,
-            metrics TEXT NOT NULL,
-            file TEXT NOT NULL,
-            size_bytes INTEGER NOT NULL,
-            quant TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )"""
-    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +54,7 @@ def validate_model_name(name: str) -> str:
 
 
 class ModelRegistry:
-    """The ``models`` table of an open database (see ``store.schema.open_db``)."""
+    """The ``models`` table (declared in ``store.schema``) of a database opened by ``store.database.open_db``."""
 
     def __init__(self, db: Database):
         self.db = db
@@ -84,7 +64,7 @@ class ModelRegistry:
         validate_model_name(record.name)
         if self.find(record.name) is not None:
             raise ModelNotFound(f"a model named {record.name!r} is already registered")
-        created = record.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = record.created_at or utc_timestamp()
         row = {**asdict(record), "created_at": created}
         row["hyperparameters"] = json.dumps(record.hyperparameters, sort_keys=True)
         row["metrics"] = json.dumps(record.metrics, sort_keys=True)
@@ -114,8 +94,6 @@ class ModelRegistry:
 
 def open_registry(db_path: Path) -> tuple[Database, ModelRegistry]:
     """Open the database at ``db_path`` and its registry; the caller closes the database."""
-    from store.schema import open_db
-
     db = open_db(db_path)
     return db, ModelRegistry(db)
 

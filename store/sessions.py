@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from sqlite_utils import Database, Migrations
+from sqlite_utils import Database
 
+from store.clock import utc_timestamp
+from store.database import rows, write_transaction
 from store.errors import DomainsmithError
-from store.schema import write_transaction
-
-migrations = Migrations("domainsmith-sessions")
-
-
-@migrations()
-def create_session_tables(db: Database) -> None:
-    db.execute("""CREATE TABLE chat_sessions (
-        id TEXT PRIMARY KEY, title TEXT NOT NULL, kb TEXT, model TEXT,
-        created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""")
-    db.execute("""CREATE TABLE chat_messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_id TEXT NOT NULL REFERENCES chat_sessions(id) ON DELETE CASCADE,
-        role TEXT NOT NULL, content TEXT NOT NULL, abstained INTEGER NOT NULL DEFAULT 0,
-        citations TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL)""")
-    db.execute("CREATE INDEX chat_messages_session ON chat_messages (session_id, id)")
 
 
 @dataclass(frozen=True)
@@ -38,6 +23,8 @@ class SessionInfo:
 
 
 class SessionStore:
+    """The chat tables (declared in ``store.schema``) of a database opened by ``store.database.open_db``."""
+
     def __init__(self, db: Database):
         self.db = db
 
@@ -61,17 +48,16 @@ class SessionStore:
             self.db.execute("UPDATE chat_sessions SET updated_at = ? WHERE id = ?", [_now(), session_id])
 
     def messages(self, session_id: str) -> list[dict]:
-        rows = self.db.execute(
-            "SELECT role, content, abstained, citations FROM chat_messages WHERE session_id = ? ORDER BY id",
-            [session_id]).fetchall()
-        return [{"role": r[0], "content": r[1], "abstained": bool(r[2]), "citations": json.loads(r[3])}
-                for r in rows]
+        found = rows(self.db, "SELECT role, content, abstained, citations FROM chat_messages "
+                              "WHERE session_id = ? ORDER BY id", [session_id])
+        return [{"role": r["role"], "content": r["content"], "abstained": bool(r["abstained"]),
+                 "citations": json.loads(r["citations"])} for r in found]
 
     def sessions(self, limit: int = 50) -> list[SessionInfo]:
-        rows = self.db.execute(
-            "SELECT id, title, kb, model, updated_at FROM chat_sessions ORDER BY updated_at DESC LIMIT ?",
-            [limit]).fetchall()
-        return [SessionInfo(*r) for r in rows]
+        found = rows(self.db, "SELECT id, title, kb, model, updated_at FROM chat_sessions "
+                              "ORDER BY updated_at DESC LIMIT ?", [limit])
+        return [SessionInfo(id=r["id"], title=r["title"], kb=r["kb"], model=r["model"], updated_at=r["updated_at"])
+                for r in found]
 
     def delete(self, session_id: str) -> None:
         with write_transaction(self.db, "deleting the chat"):
@@ -80,4 +66,4 @@ class SessionStore:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return utc_timestamp("milliseconds")  # as the chat tables always stored it; sessions sort by updated_at

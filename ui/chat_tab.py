@@ -6,13 +6,13 @@ Handlers are plain generators over ``Services``; ``build`` wires them to compone
 from __future__ import annotations
 
 import html
-from typing import Iterator
+from collections.abc import Iterator
 
 from assistant.assistant import AskOptions
 from assistant.events import Answer, Done, Notice, Token
-from assistant.llm import BUNDLED_MODEL_NAME
+from store.bundled import CHAT_MODEL_NAME
 from store.errors import DomainsmithError
-from store.sessions import SessionStore
+from ui.gradio_errors import user_errors
 from ui.services import Services
 
 NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
@@ -35,7 +35,7 @@ def sources_markdown(answer: Answer) -> str:
         return ""
     lines = ["**Sources**"]
     for c in answer.citations:
-        where = ", ".join(x for x in (f"page {c.page}" if c.page else "", c.section) if x)
+        where = c.where
         flag = "" if c.supported else " ❗ *citation not supported by this passage*"
         lines.append(f"<details><summary>[{c.n}] {html.escape(c.source)}"
                      f"{' — ' + html.escape(where) if where else ''}{flag}</summary>\n\n"
@@ -61,7 +61,7 @@ def respond(services: Services, message: str, history: list[dict], kb: str, mode
             history[-1]["content"] = answer.text
         yield history, "\n\n".join(notes), session_id
     assert answer is not None
-    sessions = SessionStore(services.kb(kb).db)
+    sessions = services.sessions
     if session_id is None:
         session_id = sessions.create(message, kb=kb if use_kb else None, model=model)
     sessions.append(session_id, "user", message)
@@ -91,13 +91,13 @@ def compare(services: Services, message: str, history_a: list[dict], history_b: 
 
 def session_choices(services: Services) -> list[tuple[str, str]]:
     return [(f"{s.title} ({s.updated_at[:16].replace('T', ' ')})", s.id)
-            for s in SessionStore(services.kb().db).sessions()]
+            for s in services.sessions.sessions()]
 
 
 def reopen(services: Services, session_id: str | None) -> tuple[list[dict], str, str | None]:
     if not session_id:
         return [], "", None
-    messages = SessionStore(services.kb().db).messages(session_id)
+    messages = services.sessions.messages(session_id)
     return [{"role": m["role"], "content": m["content"]} for m in messages], "", session_id
 
 
@@ -107,7 +107,7 @@ def build(services: Services):
 
     session = gr.State(None)
     with gr.Row():
-        model = gr.Dropdown(model_choices(services), value=BUNDLED_MODEL_NAME, label="Model",
+        model = gr.Dropdown(model_choices(services), value=CHAT_MODEL_NAME, label="Model",
                             allow_custom_value=True, info="bundled, exported, or a path to a .gguf file", scale=2,
                             elem_id="ds-chat-model")
         kb = gr.Dropdown(kb_choices(services), value=services.settings.default_kb, label="Knowledge base",
@@ -121,7 +121,7 @@ def build(services: Services):
             chatbot = gr.Chatbot(label="Chat", height=420, elem_id="ds-chatbot")
             sources = gr.Markdown(elem_id="ds-sources")
         with gr.Column(visible=False) as second:
-            model_b = gr.Dropdown(model_choices(services), value=BUNDLED_MODEL_NAME, label="Second model",
+            model_b = gr.Dropdown(model_choices(services), value=CHAT_MODEL_NAME, label="Second model",
                                   allow_custom_value=True, elem_id="ds-chat-model-b")
             chatbot_b = gr.Chatbot(label="Second model", height=360, elem_id="ds-chatbot-b")
             sources_b = gr.Markdown(elem_id="ds-sources-b")
@@ -132,19 +132,17 @@ def build(services: Services):
         stop = gr.Button("Stop", scale=1, elem_id="ds-stop")
         new = gr.Button("New chat", scale=1)
 
+    @user_errors
     def ask(message, history, kb_name, model_name, use, sid, comparing=False, second_model=None, history_b=None):
         if not (message or "").strip():
-            raise gr.Error("Type a question first.")
-        try:
-            if comparing:
-                for a, panel_a, b, panel_b in compare(services, message, history, history_b, kb_name,
-                                                      (model_name, second_model), use):
-                    yield a, panel_a, sid, b, panel_b
-            else:
-                for h, panel, sid in respond(services, message, history, kb_name, model_name, use, sid):
-                    yield h, panel, sid, gr.skip(), gr.skip()
-        except DomainsmithError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise DomainsmithError("Type a question first.")
+        if comparing:
+            for a, panel_a, b, panel_b in compare(services, message, history, history_b, kb_name,
+                                                  (model_name, second_model), use):
+                yield a, panel_a, sid, b, panel_b
+        else:
+            for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid):
+                yield h, panel, saved, gr.skip(), gr.skip()
 
     inputs = [question, chatbot, kb, model, use_kb, session, compare_on, model_b, chatbot_b]
     outputs = [chatbot, sources, session, chatbot_b, sources_b]

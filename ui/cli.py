@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 import textwrap
-from typing import Callable, Sequence
+from collections.abc import Callable
 
 from store.errors import DomainsmithError
 from store.knowledge_base import SEARCH_MODES
 from store.records import IngestEvent
 from ui.services import Services
+from ui.text_table import format_table
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 
@@ -153,7 +154,7 @@ def cmd_kb_list(services: Services, args: argparse.Namespace) -> int:
     rows = [("ID", "TYPE", "PAGES", "CHUNKS", "SIZE", "ADDED", "SOURCE")]
     rows += [(d.id, d.kind, str(d.pages or "-"), str(d.chunks), _size(d.size_bytes), d.added_at[:16].replace("T", " "),
               d.source) for d in docs]
-    print(_table(rows))
+    print(format_table(rows))
     return EXIT_OK
 
 
@@ -168,7 +169,7 @@ def cmd_kb_search(services: Services, args: argparse.Namespace) -> int:
         print(f"knowledge base {kb.name!r} is empty: nothing to search" if empty else "no matching passages")
         return EXIT_OK
     for hit in hits:
-        where = ", ".join(x for x in (f"page {hit.page}" if hit.page else "", hit.section) if x)
+        where = hit.where
         print(f"[{hit.rank}] {hit.source}" + (f" ({where})" if where else "") + f"  score {hit.score:.4g}  {hit.chunk_id}")
         print(textwrap.indent(textwrap.shorten(hit.text, 400, placeholder=" ..."), "    "))
     return EXIT_OK
@@ -202,7 +203,7 @@ def cmd_kb_bases(services: Services, args: argparse.Namespace) -> int:
     elif not bases:
         print("no knowledge bases yet: create one with `python app.py kb add PATH --kb NAME`")
     else:
-        print(_table([("NAME", "DOCUMENTS", "CHUNKS", "EMBEDDER", "CREATED")] + [
+        print(format_table([("NAME", "DOCUMENTS", "CHUNKS", "EMBEDDER", "CREATED")] + [
             (b["name"], str(b["documents"]), str(b["chunks"]), b["embedder"], b["created_at"][:16].replace("T", " "))
             for b in bases]))
     return EXIT_OK
@@ -217,11 +218,6 @@ def cmd_kb_check(services: Services, args: argparse.Namespace) -> int:
 
 
 # -- formatting --------------------------------------------------------------------------------
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def _size(n: int) -> str:

@@ -60,7 +60,7 @@ def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = ", ".join(x for x in (f"page {c.page}" if c.page else "", c.section) if x)
+            where = c.where
             mark = "" if c.supported else "  [citation not supported by the passage]"
             print(f"  [{c.n}] {c.source}" + (f" ({where})" if where else "") + mark)
     return 0

@@ -1,8 +1,10 @@
 """Fine-tune commands: ``train``, ``runs list|cancel``, ``export``, ``models list``.
 
-Each handler parses, calls one facade in ``adapters`` (or the registry), and prints. Training
-runs in a child process (``adapters.runner``); the progress bar is drawn from its events and
-the last line printed is the run id. Ctrl-C stops the run cleanly after a checkpoint.
+Each handler parses, calls one facade in ``adapters`` (or the registry), and prints. A run is
+prepared by ``adapters.service.prepare`` (as in the web app) and trains in a child process
+(``adapters.process``); the progress bar is drawn from its events and the last line printed is
+the run id. Ctrl-C stops the run cleanly after a checkpoint. The advanced ``train`` flags are
+built from the settings' declaration (``adapters.job.training_settings``).
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from store.errors import DomainsmithError
 from ui.services import Services
+from ui.text_table import format_table
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from adapters.export import DEFAULT_QUANT, QUANTS
-    from adapters.job import DEFAULT_PRESET, METHODS, PRESETS
+    from adapters.hyperparameters import DEFAULT_PRESET, PRESETS
+    from adapters.job import METHODS
 
     train = sub.add_parser("train", help="train an adapter on your Q&A file or a knowledge base (child process)")
     source = train.add_mutually_exclusive_group(required=True)
@@ -29,27 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--grounded", metavar="KB", help="with --data: render each question in Chat's prompt with "
                        "sources retrieved from this knowledge base; the answer cites its source, or abstains")
-    train.add_argument("--base", metavar="MODEL", help="a .gguf file or a Hugging Face folder (default: bundled SmolLM2-135M)")
+    train.add_argument("--base", metavar="MODEL",
+                       help="a .gguf file or a Hugging Face folder (default: bundled SmolLM2-135M)")
     train.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help=f"default: {DEFAULT_PRESET}")
-    train.add_argument("--method", choices=METHODS, default="auto", help="auto (default) picks by model size and memory")
-    advanced = train.add_argument_group("advanced settings (override the preset)")
-    advanced.add_argument("--epochs", type=int)
-    advanced.add_argument("--lr", type=float, dest="learning_rate")
-    advanced.add_argument("--lora-r", type=int)
-    advanced.add_argument("--lora-alpha", type=int)
-    advanced.add_argument("--batch-size", type=int)
-    advanced.add_argument("--grad-accum", type=int)
-    advanced.add_argument("--max-length", type=int, help="tokens per example (longer ones are cut)")
-    advanced.add_argument("--checkpoint-every", type=int, metavar="STEPS")
-    advanced.add_argument("--seed", type=int, default=0)
-    advanced.add_argument("--val-fraction", type=float, default=0.1, help="held out for evaluation (default 0.1)")
+    train.add_argument("--method", choices=METHODS, default="auto",
+                       help="auto (default) picks by model size and memory")
+    add_training_settings(train.add_argument_group("advanced settings (override the preset)"))
     train.set_defaults(handler=cmd_train)
 
-    runs = sub.add_parser("runs", help="training runs: list, cancel")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="RUNS_COMMAND", required=True)
-    ls = runs_sub.add_parser("list", help="list training runs with their status")
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(handler=cmd_runs_list)
+    runs_sub = _with_list(sub, "runs", "training runs: list, cancel", "list training runs with their status",
+                          cmd_runs_list)
     cancel = runs_sub.add_parser("cancel", help="stop a running training after its current step")
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.set_defaults(handler=cmd_runs_cancel)
@@ -62,78 +56,82 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=cmd_export)
 
-    models = sub.add_parser("models", help="the registry of exported models")
-    models_sub = models.add_subparsers(dest="models_command", metavar="MODELS_COMMAND", required=True)
-    mls = models_sub.add_parser("list", help="list registered models")
-    mls.add_argument("--json", action="store_true")
-    mls.set_defaults(handler=cmd_models_list)
+    _with_list(sub, "models", "the registry of exported models", "list registered models", cmd_models_list)
+
+
+def _with_list(sub: argparse._SubParsersAction, command: str, help: str, list_help: str,
+               handler: Callable[[Services, argparse.Namespace], int]) -> argparse._SubParsersAction:
+    """``COMMAND`` with its subcommands, the first of them ``list [--json]``; returns the subcommands."""
+    commands = sub.add_parser(command, help=help).add_subparsers(
+        dest=f"{command}_command", metavar=f"{command.upper()}_COMMAND", required=True)
+    listing = commands.add_parser("list", help=list_help)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=handler)
+    return commands
 
 
 # -- train ---------------------------------------------------------------------------------------
 
 
+def add_training_settings(group: argparse._ArgumentGroup) -> None:
+    """One flag per declared training setting that has one; blank hyperparameters keep the preset's value."""
+    from adapters.job import training_settings
+
+    for s in training_settings():
+        if s.spec.flag:
+            extra = {"metavar": s.spec.metavar} if s.spec.metavar else {}
+            group.add_argument(s.spec.flag, type=s.type, dest=s.name, default=s.blank, help=s.spec.help, **extra)
+
+
 def cmd_train(services: Services, args: argparse.Namespace) -> int:
-    from adapters import datasets, runner
+    from adapters import catalogue, service
+    from adapters.job import training_settings
 
     settings = services.settings
     if args.resume:
-        job = runner.resume(settings, args.resume)
+        job = catalogue.resume(settings, args.resume)
         print(f"resuming run {job.run_id} from its last checkpoint", file=sys.stderr)
-    else:
-        kb = None
-        if args.data:
-            report = datasets.load_file(args.data)
-            examples, source = report.examples, {"kind": "file", "path": str(args.data)}
-            for note in report.notes():
-                print(f"note: {args.data}, {note}", file=sys.stderr)
-            if args.grounded:
-                from adapters.grounded import grounded_examples
+        return _follow(settings, job)
+    if args.grounded and not args.data:
+        raise DomainsmithError("--grounded needs --data (the Q&A to join with the knowledge base)")
+    overrides = {s.name: getattr(args, s.name) for s in training_settings() if s.spec.flag and not s.of_job}
+    request = service.TrainRequest(data=args.data, kb=args.from_kb, grounded=args.grounded, base=args.base,
+                                   preset=args.preset, method=args.method, seed=args.seed,
+                                   val_fraction=args.val_fraction, overrides=overrides)
 
-                kb = services.kb(args.grounded, create=False)
-                examples, counts = grounded_examples(
-                    kb, examples, k=getattr(settings, "retrieval_k", 5),
-                    threshold=getattr(settings, "relevance_threshold", 0.45), seed=args.seed)
-                source = {**source, "grounded": kb.name}
-                print(f"grounded in {kb.name}: {counts['cited']} answers cite their source, "
-                      f"{counts['abstain_no_source'] + counts['abstain_removed']} abstain", file=sys.stderr)
-                if args.max_length is None:
-                    args.max_length = 2048  # sources make long prompts; a cut prompt would lose them
-        else:
-            if args.grounded:
-                raise DomainsmithError("--grounded needs --data (the Q&A to join with the knowledge base)")
-            kb = services.kb(args.from_kb, create=False)
-            examples, source = datasets.examples_from_kb(kb), {"kind": "kb", "name": kb.name}
-        overrides = {k: getattr(args, k) for k in ("epochs", "learning_rate", "lora_r", "lora_alpha", "batch_size",
-                                                   "grad_accum", "max_length", "checkpoint_every")}
-        job = runner.prepare_run(settings, examples, source, base=args.base, preset_name=args.preset,
-                                 method=args.method, seed=args.seed, val_fraction=args.val_fraction, overrides=overrides,
-                                 kb=kb)
-        print(f"run {job.run_id}: {job.n_train} training and {job.n_val} validation examples, "
-              f"preset {job.preset}; {job.method_reason}", file=sys.stderr)
-        if job.rag:
-            print(f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
-                  "by the base and the adapted model" if job.rag["questions"] else
-                  "with retrieval on: no held-out question left to ask (each one is also in the training set)",
-                  file=sys.stderr)
+    def say_notes(data: service.PreparedData) -> None:
+        for note in data.data_notes:
+            print(f"note: {args.data}, {note}", file=sys.stderr)
+        if data.grounding:
+            print(data.grounding, file=sys.stderr)
+
+    job, _data = service.prepare(settings, request, lambda name: services.kb(name, create=False), say_notes)
+    print(f"run {job.run_id}: {job.n_train} training and {job.n_val} validation examples, "
+          f"preset {job.preset}; {job.method_reason}", file=sys.stderr)
+    if job.rag:
+        print(f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
+              "by the base and the adapted model" if job.rag["questions"] else
+              "with retrieval on: no held-out question left to ask (each one is also in the training set)",
+              file=sys.stderr)
     return _follow(settings, job)
 
 
 def _follow(settings: Any, job: Any) -> int:
     from tqdm import tqdm
 
-    from adapters import runner
+    from adapters import process
+    from adapters.events import TERMINAL
 
     final = None
-    events = runner.train(settings, job)
+    events = process.train(settings, job)
     bar = tqdm(total=None, unit="step", desc=f"train {job.run_id}", file=sys.stderr, disable=None, dynamic_ncols=True)
     postfix: dict[str, str] = {}
     try:
         for event in events:
-            if event.kind in runner.TERMINAL:
+            if event.kind in TERMINAL:
                 final = event
             elif event.kind == "start":
-                bar.total = event.data.get("total_steps")
-                bar.n = event.data.get("start_step", 0)
+                bar.total, bar.n = event.total_steps, event.start_step
                 bar.refresh()
             elif event.kind == "step":
                 bar.total, bar.n = event.total_steps, event.step
@@ -153,7 +151,8 @@ def _follow(settings: Any, job: Any) -> int:
             print(final.log_tail, file=sys.stderr)
         raise DomainsmithError(message)
     if final.kind == "cancelled":
-        print(f"cancelled at step {final.step}; resume with `python app.py train --resume {job.run_id}`", file=sys.stderr)
+        print(f"cancelled at step {final.step}; resume with `python app.py train --resume {job.run_id}`",
+              file=sys.stderr)
         print(job.run_id)
         return EXIT_CANCELLED
     _print_metrics(final.metrics or {})
@@ -167,7 +166,8 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
               f"(perplexity {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f})", file=sys.stderr)
     if "answers_base" in metrics:
         b, a = metrics["answers_base"], metrics["answers_adapted"]
-        print(f"held-out answers ({a['count']}): keyword recall {b['keyword_recall']:.2f} -> {a['keyword_recall']:.2f}, "
+        print(f"held-out answers ({a['count']}): "
+              f"keyword recall {b['keyword_recall']:.2f} -> {a['keyword_recall']:.2f}, "
               f"ROUGE-L {b['rouge_l']:.2f} -> {a['rouge_l']:.2f} (base -> adapted)", file=sys.stderr)
     if "rag_base" in metrics:
         print(rag_table(metrics), file=sys.stderr)
@@ -192,9 +192,9 @@ def rag_table(metrics: dict[str, Any]) -> str:
 
 
 def cmd_runs_list(services: Services, args: argparse.Namespace) -> int:
-    from adapters import runner
+    from adapters import catalogue
 
-    runs = runner.list_runs(services.settings)
+    runs = catalogue.list_runs(services.settings)
     if args.json:
         print(json.dumps({"runs": runs}, indent=2))
     elif not runs:
@@ -205,14 +205,14 @@ def cmd_runs_list(services: Services, args: argparse.Namespace) -> int:
             data = r["source"].get("path") or f"kb:{r['source'].get('name', '')}"
             rows.append((r["run_id"], r["status"], f"{r['step']}/{r['total_steps']}", _num(r["loss"]),
                          _num(r["val_loss"]), r["method"], r["base"], data, r["created"][:16].replace("T", " ")))
-        print(_table(rows))
+        print(format_table(rows))
     return EXIT_OK
 
 
 def cmd_runs_cancel(services: Services, args: argparse.Namespace) -> int:
-    from adapters import runner
+    from adapters import process
 
-    if runner.cancel(services.settings, args.run_id):
+    if process.cancel(services.settings, args.run_id):
         print(f"asked run {args.run_id} to stop after its current step")
         return EXIT_OK
     print(f"run {args.run_id} is not training", file=sys.stderr)
@@ -236,13 +236,7 @@ def cmd_export(services: Services, args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
-    from store.registry import open_registry
-
-    db, registry = open_registry(services.settings.db_path)
-    try:
-        models = registry.list()
-    finally:
-        db.close()
+    models = services.registry.list()
     if args.json:
         print(json.dumps({"models": [m.to_json() for m in models]}, indent=2))
     elif not models:
@@ -251,14 +245,9 @@ def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
         rows = [("NAME", "QUANT", "SIZE", "BASE", "RUN", "CREATED", "FILE")]
         rows += [(m.name, m.quant, f"{m.size_bytes / 2**20:.1f} MB", m.base, m.run_id,
                   m.created_at[:16].replace("T", " "), m.file) for m in models]
-        print(_table(rows))
+        print(format_table(rows))
     return EXIT_OK
 
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

@@ -2,7 +2,8 @@
 
 Handlers are plain functions over ``Services`` (``services.finetuner`` does the work); ``build``
 wires them to components. Progress is polled from the run folder by a timer, so training never
-holds a request open and the other tabs stay responsive while it runs.
+holds a request open and the other tabs stay responsive while it runs. The advanced fields are
+the training settings declared with a ``ui`` label (``adapters.job.training_settings``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from adapters.export import DEFAULT_QUANT, QUANTS
-from adapters.finetune import RunProgress, TrainRequest, evaluation_rows
-from adapters.job import DEFAULT_PRESET, METHODS, PRESETS
-from assistant.llm import BUNDLED_MODEL_NAME
+from adapters.finetune import RunProgress, evaluation_rows
+from adapters.hyperparameters import DEFAULT_PRESET, PRESETS
+from adapters.job import METHODS, training_settings
+from adapters.service import TrainRequest
+from store.bundled import CHAT_MODEL_NAME
 from store.errors import DomainsmithError
 from store.uploads import stage_upload
+from ui.gradio_errors import user_errors
 from ui.services import Services
 
 SOURCE_FILE, SOURCE_KB = "Q&A file", "Knowledge base"
 TRAINING_UPLOADS = "_training-data"  # uploads/<this>/: not a valid knowledge-base name, so never a KB's folder
 EVAL_COLUMNS = ["Measure", "Base model", "With adapter"]
-ADVANCED = ("epochs", "learning_rate", "lora_r", "batch_size", "max_length", "seed")
+ADVANCED_SETTINGS = [s for s in training_settings() if s.spec.ui]
+ADVANCED = tuple(s.name for s in ADVANCED_SETTINGS)  # the order of ``start``'s trailing arguments
 
 
 def preview(services: Services, file: str | None) -> tuple[list[list[str]], str]:
@@ -40,10 +45,10 @@ def preview(services: Services, file: str | None) -> tuple[list[list[str]], str]
 def start(services: Services, source: str, file: str | None, kb: str | None, grounded: bool, base: str | None,
           preset: str, method: str, *advanced: Any) -> tuple[str, str]:
     """Start a run in the background; returns (run id, status markdown)."""
-    settings = dict(zip(ADVANCED, advanced))
-    seed = int(settings.pop("seed") or 0)
-    # A blank number field arrives as None or 0: both mean "the preset's value".
-    overrides = {k: (float(v) if k == "learning_rate" else int(v)) for k, v in settings.items() if v}
+    # A blank number field arrives as None or 0: both mean "the preset's value" (a job setting's default).
+    values = {s.name: s.type(v) if v else s.blank for s, v in zip(ADVANCED_SETTINGS, advanced, strict=True)}
+    overrides = {s.name: values[s.name] for s in ADVANCED_SETTINGS if not s.of_job and values[s.name] is not None}
+    job_settings = {s.name: values[s.name] for s in ADVANCED_SETTINGS if s.of_job}
     by_file = source == SOURCE_FILE
     if by_file and not file:
         raise DomainsmithError("upload a Q&A file first (.jsonl or .csv)")
@@ -53,8 +58,8 @@ def start(services: Services, source: str, file: str | None, kb: str | None, gro
                                 s.parse_limits.max_file_bytes))
     request = TrainRequest(data=file if by_file else None, kb=None if by_file else kb,
                            grounded=kb if by_file and grounded else None,
-                           base=None if base in (None, "", BUNDLED_MODEL_NAME) else base,
-                           preset=preset, method=method, seed=seed, overrides=overrides)
+                           base=None if base in (None, "", CHAT_MODEL_NAME) else base,
+                           preset=preset, method=method, overrides=overrides, **job_settings)
     job, notes = services.finetuner.start(request)
     lines = [f"**Run {job.run_id}** started: {job.n_train} training and {job.n_val} validation examples, "
              f"preset {job.preset}.", f"Method: {html.escape(job.method_reason)}", *map(html.escape, notes)]
@@ -69,8 +74,9 @@ def progress_html(p: RunProgress) -> str:
         parts.append(f"{p.tokens_per_s:.0f} tokens/s")
     if p.eta_s is not None and p.status == "running":
         parts.append(f"about {int(p.eta_s)} s left")
-    label = {"done": "✅ finished", "cancelled": "⏹ cancelled", "failed": "❌ failed",
-             "interrupted": "⚠️ interrupted (resume it)", "running": "⏳ training", "new": "waiting"}.get(p.status, p.status)
+    labels = {"done": "✅ finished", "cancelled": "⏹ cancelled", "failed": "❌ failed",
+              "interrupted": "⚠️ interrupted (resume it)", "running": "⏳ training", "new": "waiting"}
+    label = labels.get(p.status, p.status)
     message = f"<div class='ds-run-message'>{html.escape(p.message)}</div>" if p.message else ""
     return (f"<div class='ds-progress' data-status='{p.status}' data-step='{p.step}'>"
             f"<b>{html.escape(p.run_id)}</b>: {label}: {' · '.join(parts)}"
@@ -127,7 +133,8 @@ def export(services: Services, run_id: str | None, quant: str, say=None) -> tupl
     record = services.finetuner.export(run_id, quant, progress=say)
     agreement = record.metrics.get("smoke_test", {}).get("greedy_agreement")
     checked = f"; greedy agreement with the merged model {agreement:.0%}" if agreement is not None else ""
-    return (f"✅ Exported **{html.escape(record.name)}** ({record.quant}, {record.size_bytes / 2**20:.1f} MB){checked}. "
+    size = f"{record.size_bytes / 2**20:.1f} MB"
+    return (f"✅ Exported **{html.escape(record.name)}** ({record.quant}, {size}){checked}. "
             f"It is in the Chat model picker.", record.name)
 
 
@@ -135,7 +142,8 @@ def run_choices(services: Services) -> list[tuple[str, str]]:
     def data(source: dict[str, Any]) -> str:
         return Path(source["path"]).name if source.get("path") else f"knowledge base {source.get('name')}"
 
-    return [(f"{r['run_id']} ({r['status']}, {data(r['source'])})", r["run_id"]) for r in reversed(services.finetuner.runs())]
+    return [(f"{r['run_id']} ({r['status']}, {data(r['source'])})", r["run_id"])
+            for r in reversed(services.finetuner.runs())]
 
 
 def _question(example: dict[str, Any]) -> str:
@@ -160,8 +168,8 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
         with gr.Column(scale=1):
             gr.Markdown("### 1. Data")
             source = gr.Radio([SOURCE_FILE, SOURCE_KB], value=SOURCE_FILE, label="Train on")
-            file = gr.File(label="Q&A file: .jsonl (question/answer or messages) or .csv", file_types=[".jsonl", ".csv"],
-                           type="filepath", elem_id="ds-train-file")
+            file = gr.File(label="Q&A file: .jsonl (question/answer or messages) or .csv",
+                           file_types=[".jsonl", ".csv"], type="filepath", elem_id="ds-train-file")
             kb = gr.Dropdown(kb_choices(services), value=services.settings.default_kb, label="Knowledge base",
                              info="with a Q&A file: used when 'grounded' is ticked")
             grounded = gr.Checkbox(False, label="Grounded: train answers that cite this knowledge base's sources")
@@ -170,7 +178,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
                                   max_height=240)
         with gr.Column(scale=1):
             gr.Markdown("### 2. Model and settings")
-            base = gr.Dropdown([BUNDLED_MODEL_NAME], value=BUNDLED_MODEL_NAME, allow_custom_value=True,
+            base = gr.Dropdown([CHAT_MODEL_NAME], value=CHAT_MODEL_NAME, allow_custom_value=True,
                                label="Base model", info="the bundled model, a .gguf file or a Hugging Face folder",
                                elem_id="ds-train-base")
             preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset",
@@ -178,14 +186,11 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
             method = gr.Radio(list(METHODS), value="auto", label="Method",
                               info="auto picks QLoRA (4-bit) or plain LoRA from the model's size and your memory")
             with gr.Accordion("Advanced settings (blank or 0: the preset's)", open=False):
-                with gr.Row():
-                    epochs = gr.Number(None, label="Epochs", precision=0)
-                    lr = gr.Number(None, label="Learning rate")
-                    rank = gr.Number(None, label="LoRA rank", precision=0)
-                with gr.Row():
-                    batch = gr.Number(None, label="Batch size", precision=0)
-                    length = gr.Number(None, label="Max tokens per example", precision=0)
-                    seed = gr.Number(0, label="Seed", precision=0)
+                advanced = []
+                for row in range(0, len(ADVANCED_SETTINGS), 3):
+                    with gr.Row():
+                        advanced += [gr.Number(s.blank, label=s.spec.ui, precision=0 if s.type is int else None)
+                                     for s in ADVANCED_SETTINGS[row:row + 3]]
             with gr.Row():
                 train = gr.Button("Train adapter", variant="primary", elem_id="ds-train")
                 stop = gr.Button("Cancel", variant="stop", elem_id="ds-cancel")
@@ -208,11 +213,9 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     with gr.Accordion("Log", open=False):
         log = gr.Textbox(lines=12, max_lines=12, show_label=False, autoscroll=True)
 
+    @user_errors
     def on_start(*values):
-        try:
-            new_id, text = start(services, *values)
-        except DomainsmithError as exc:
-            raise gr.Error(str(exc)) from exc
+        new_id, text = start(services, *values)
         return new_id, text, gr.Timer(active=True), gr.Dropdown(choices=run_choices(services), value=new_id)
 
     def shown(rid):
@@ -228,33 +231,30 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
         # The last tick also relabels the run in the picker, which still says "running".
         return *outputs, gr.Dropdown(choices=run_choices(services), value=rid) if finished else gr.skip()
 
+    @user_errors
     def on_export(rid, q, progress=gr.Progress()):
-        try:
-            text, name = export(services, rid, q, say=lambda stage: progress(None, desc=stage))
-        except DomainsmithError as exc:
-            raise gr.Error(str(exc)) from exc
+        text, name = export(services, rid, q, say=lambda stage: progress(None, desc=stage))
         return text, name, gr.Button(interactive=True)
 
+    @user_errors
     def on_use(name):
         if not name:
-            raise gr.Error("export a model first")
+            raise DomainsmithError("export a model first")
         updates = [gr.Dropdown(choices=services.models(), value=name)]
         if tabs is not None:
             updates.append(gr.Tabs(selected=chat_tab_id))
         return updates
 
     file.change(lambda f: preview(services, f), file, [sample, report])
-    train.click(on_start, [source, file, kb, grounded, base, preset, method, epochs, lr, rank, batch, length, seed],
+    train.click(on_start, [source, file, kb, grounded, base, preset, method, *advanced],
                 [run_id, status, timer, runs], api_name="train")
     timer.tick(on_tick, run_id, [bar, plot, log, evaluation, timer, runs], show_progress="hidden")
     runs.select(on_pick, runs, [run_id, bar, plot, log, evaluation, timer])
     stop.click(lambda rid: cancel(services, rid), run_id, status)
 
+    @user_errors
     def on_resume(rid):
-        try:
-            return resume(services, rid), gr.Timer(active=True)
-        except DomainsmithError as exc:
-            raise gr.Error(str(exc)) from exc
+        return resume(services, rid), gr.Timer(active=True)
 
     again.click(on_resume, run_id, [status, timer])
     export_button.click(on_export, [run_id, quant], [export_status, model_name, use_button], api_name="export")

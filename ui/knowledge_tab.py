@@ -5,11 +5,12 @@ wires them to components. (No ``from __future__ import annotations`` here: Gradi
 ``gr.SelectData`` annotation of the row-select handler at run time.)
 """
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from store.errors import DomainsmithError
 from store.uploads import stage_upload
+from ui.gradio_errors import user_errors
 from ui.services import Services
 
 DOC_COLUMNS = ["ID", "Name", "Type", "Pages", "Chunks", "Added", "Source"]
@@ -91,14 +92,6 @@ def build(services: Services):
     """The tab's components; returns the knowledge-base picker."""
     import gradio as gr
 
-    def guard(fn):
-        def wrapped(*args):
-            try:
-                return fn(*args)
-            except DomainsmithError as exc:
-                raise gr.Error(str(exc)) from exc
-        return wrapped
-
     with gr.Row():
         kb_name = gr.Dropdown(kb_names(services), value=services.settings.default_kb, label="Knowledge base",
                               scale=2, elem_id="ds-kb")
@@ -130,12 +123,10 @@ def build(services: Services):
     hits = gr.Dataframe(headers=HIT_COLUMNS, label="Passages", interactive=False, wrap=True, elem_id="ds-hits",
                         column_widths=["4%", "16%", "6%", "18%", "48%", "8%"])
 
+    @user_errors
     def on_add(name, chosen, chosen_folder, progress=gr.Progress()):
         paths = list(chosen or []) + list(chosen_folder or [])
-        try:
-            yield from upload(services, name, paths, lambda share, desc: progress(share, desc=desc))
-        except DomainsmithError as exc:
-            raise gr.Error(str(exc)) from exc
+        yield from upload(services, name, paths, lambda share, desc: progress(share, desc=desc))
 
     def on_select(rows, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -155,14 +146,14 @@ def build(services: Services):
         return gr.Dropdown(choices=names, value=created), ""
 
     add_button.click(on_add, [kb_name, files, folder], [status, table], api_name="upload")
-    query.submit(guard(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits,
+    query.submit(user_errors(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits,
                  api_name="search")
     table.select(on_select, table, doc_id)
-    remove_button.click(guard(lambda name, d: ask_confirm("remove", name, d)), [kb_name, doc_id],
+    remove_button.click(user_errors(lambda name, d: ask_confirm("remove", name, d)), [kb_name, doc_id],
                         [confirm_row, question, action])
-    reindex_button.click(guard(lambda name: ask_confirm("reindex", name, "")), [kb_name], [confirm_row, question, action])
-    yes.click(guard(on_confirm), [action, kb_name, doc_id], [status, table, confirm_row, doc_id])
+    reindex_button.click(user_errors(lambda name: ask_confirm("reindex", name, "")), [kb_name], [confirm_row, question, action])
+    yes.click(user_errors(on_confirm), [action, kb_name, doc_id], [status, table, confirm_row, doc_id])
     no.click(lambda: gr.Row(visible=False), None, confirm_row)
-    create_button.click(guard(on_create), new_name, [kb_name, new_name])
-    kb_name.change(guard(lambda name: documents_table(services, name)), kb_name, table)
+    create_button.click(user_errors(on_create), new_name, [kb_name, new_name])
+    kb_name.change(user_errors(lambda name: documents_table(services, name)), kb_name, table)
     return kb_name

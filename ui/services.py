@@ -1,7 +1,9 @@
 """The services the CLI and the web UI share, built once by ``app.py`` from the settings.
 
 Knowledge bases are opened on first use and kept open; they share one embedder so the model
-is loaded once per process. A lock per knowledge base serialises writes from UI events.
+is loaded once per process. A lock per knowledge base serialises writes from UI events. The
+models registry and the saved chat sessions use the services' own database connection, opened
+on first use: listing models or chats opens no knowledge base.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from store.bundled import CHAT_MODEL_NAME
+from store.database import open_db
 from store.embedding import Embedder
 from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_name
+from store.registry import ModelRegistry
+from store.sessions import SessionStore
 from store.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from adapters.finetune import FineTuner
     from assistant.assistant import Assistant
 
@@ -26,8 +34,9 @@ class Services:
     _kbs: dict[str, KnowledgeBase] = field(default_factory=dict)
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
-    _assistant: "Assistant | None" = None
-    _finetuner: "FineTuner | None" = None
+    _assistant: Assistant | None = None
+    _finetuner: FineTuner | None = None
+    _db: Database | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -53,7 +62,7 @@ class Services:
         return self._locks[validate_name(name or self.settings.default_kb)]
 
     @property
-    def assistant(self) -> "Assistant":
+    def assistant(self) -> Assistant:
         from assistant.assistant import Assistant
         from assistant.llm import LlamaRuntime
 
@@ -65,7 +74,7 @@ class Services:
             return self._assistant
 
     @property
-    def finetuner(self) -> "FineTuner":
+    def finetuner(self) -> FineTuner:
         from adapters.finetune import FineTuner
 
         with self._guard:
@@ -73,12 +82,25 @@ class Services:
                 self._finetuner = FineTuner(self.settings, lambda name: self.kb(name, create=False))
             return self._finetuner
 
+    @property
+    def db(self) -> Database:
+        """The services' connection to the database (registry, chat sessions), opened on first use."""
+        with self._guard:
+            if self._db is None:
+                self._db = open_db(self.settings.db_path)
+            return self._db
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.db)
+
+    @property
+    def sessions(self) -> SessionStore:
+        return SessionStore(self.db)
+
     def models(self) -> list[str]:
         """Chat model choices: the bundled default, then the registry's exported models."""
-        from assistant.llm import BUNDLED_MODEL_NAME
-        from store.registry import ModelRegistry
-
-        return [BUNDLED_MODEL_NAME] + [m.name for m in ModelRegistry(self.kb().db).list()]
+        return [CHAT_MODEL_NAME] + [m.name for m in self.registry.list()]
 
     def embedder_unlocked(self) -> Embedder:
         if self._embedder is None:
@@ -96,3 +118,6 @@ class Services:
             for kb in self._kbs.values():
                 kb.close()
             self._kbs.clear()
+            if self._db is not None:
+                self._db.close()
+                self._db = None

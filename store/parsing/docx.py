@@ -17,8 +17,8 @@ import docx
 from docx.oxml.ns import qn
 from docx.text.paragraph import Paragraph
 
-from store.parsing.headings import HeadingTrail
 from store.errors import CorruptDocument, DomainsmithError, EncryptedDocument, FileTooLarge
+from store.parsing.headings import HeadingTrail
 from store.parsing.text import normalise_space
 from store.records import Block, ParsedDocument
 

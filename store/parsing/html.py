@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from store.parsing.headings import HeadingTrail
 from store.errors import CorruptDocument
+from store.parsing.headings import HeadingTrail
 from store.parsing.text import BINARY_MESSAGE, decode_text, looks_binary, normalise_space, sniff_bom
 from store.records import Block, ParsedDocument
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from markdown_it import MarkdownIt
 
-from store.parsing.headings import HeadingTrail
 from store.errors import CorruptDocument
+from store.parsing.headings import HeadingTrail
 from store.parsing.text import decode_text, normalise_space
 from store.records import Block, ParsedDocument
 

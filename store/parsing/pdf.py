@@ -47,7 +47,7 @@ _SENTENCE_END = tuple('.!?:;"\u201d)')
 _CLEANUP = str.maketrans(
     {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb06": "st"}
     | {"\xad": None}
-    | {code: None for code in (*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F)}
+    | dict.fromkeys((*range(0, 9), 11, *range(14, 32), 127))
 )
 
 

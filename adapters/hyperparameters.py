@@ -1,0 +1,127 @@
+"""Training settings, declared once: each is a dataclass field whose metadata (``Spec``) holds its help
+text, its bounds, its command-line flag and its label in the Fine-tune tab.
+
+``Hyperparameters.validate`` checks the bounds; ``ui/cli_train.py`` builds the ``train`` flags and
+``ui/finetune_tab.py`` its advanced fields from ``adapters.job.training_settings()``, which adds
+the two job settings declared the same way on ``TrainJob`` (seed, validation fraction).
+
+Presets are sized for a CPU. ``standard`` (the default) is the recipe measured to teach
+SmolLM2-135M a few dozen facts (../shared/STACK-NOTES.md: plain LoRA r=16, lr 1e-3, 20 epochs).
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from store.errors import ConfigError
+
+PRESETS = ("quick", "standard")
+DEFAULT_PRESET = "standard"
+# QLoRA collapsed at lr 1e-3 in the measurements (loss back above 5 at epoch 6): it gets a lower rate.
+QLORA_LEARNING_RATE = 2e-4
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"epochs": 5, "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3},
+    "standard": {"epochs": 20, "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3},
+}
+SPEC = "domainsmith.setting"  # the field metadata key
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a setting is explained, bounded and offered: ``low``/``high`` are inclusive unless ``*_open``."""
+
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    unit: str = ""  # said after the lower bound: "at least 16 tokens"
+    flag: str | None = None  # the ``train`` command's flag; None: not on the command line
+    metavar: str | None = None
+    ui: str | None = None  # the label of the Fine-tune tab's advanced field; None: not shown there
+
+    def problem(self, name: str, value: float) -> str | None:
+        """The message for a value out of bounds, or None."""
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if not (below or above):
+            return None
+        if self.high is None:
+            unit = f" {self.unit}" if self.unit else ""
+            return f"{name} must be {'more than' if self.low_open else 'at least'} {self.low:g}{unit}"
+        if self.low is None:
+            return f"{name} must be {'less than' if self.high_open else 'at most'} {self.high:g}"
+        return (f"{name} must be in {'(' if self.low_open else '['}{self.low:g}, "
+                f"{self.high:g}{')' if self.high_open else ']'}")
+
+
+def setting(default: Any, help: str, **spec: Any) -> Any:
+    """A dataclass field declaring a training setting (see ``Spec`` for the keywords)."""
+    return field(default=default, metadata={SPEC: Spec(help=help, **spec)})
+
+
+@dataclass(frozen=True)
+class TrainingSetting:
+    """One declared setting: its field's name, type and default, and its ``Spec``."""
+
+    name: str
+    type: type
+    default: Any
+    spec: Spec
+    of_job: bool  # a job setting (seed, ...) rather than a hyperparameter a preset sets
+
+    @property
+    def blank(self) -> Any:
+        """The value that means "not given": the preset's for a hyperparameter, the default for a job setting."""
+        return self.default if self.of_job else None
+
+
+def declared(cls: type, of_job: bool = False) -> list[TrainingSetting]:
+    """The settings a dataclass declares with ``setting``, in field order."""
+    hints = typing.get_type_hints(cls)
+    return [TrainingSetting(f.name, hints[f.name], f.default, f.metadata[SPEC], of_job)
+            for f in fields(cls) if SPEC in f.metadata]
+
+
+@dataclass
+class Hyperparameters:
+    epochs: int = setting(20, "passes over the training examples", low=1, flag="--epochs", ui="Epochs")
+    learning_rate: float = setting(1e-3, "AdamW's learning rate (constant)", low=0.0, high=1.0, low_open=True,
+                                   high_open=True, flag="--lr", ui="Learning rate")
+    lora_r: int = setting(16, "LoRA rank", low=1, flag="--lora-r", ui="LoRA rank")
+    lora_alpha: int = setting(32, "LoRA scaling (alpha)", low=1, flag="--lora-alpha")
+    lora_dropout: float = setting(0.0, "dropout on LoRA's input", low=0.0, high=1.0, high_open=True)
+    batch_size: int = setting(4, "examples per batch", low=1, flag="--batch-size", ui="Batch size")
+    grad_accum: int = setting(1, "batches per optimizer step", low=1, flag="--grad-accum")
+    max_length: int = setting(512, "tokens per example (longer ones are cut)", low=16, unit="tokens",
+                              flag="--max-length", ui="Max tokens per example")
+    checkpoint_every: int = setting(50, "optimizer steps between checkpoints", low=1, flag="--checkpoint-every",
+                                    metavar="STEPS")
+    weight_decay: float = setting(0.0, "AdamW's weight decay")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm (0: no clipping)")
+
+    def validate(self) -> None:
+        for s in declared(Hyperparameters):
+            problem = s.spec.problem(s.name, getattr(self, s.name))
+            if problem:
+                raise ConfigError(problem)
+
+
+def preset(name: str, method: str = "lora", **overrides: Any) -> Hyperparameters:
+    """The hyperparameters of a preset for a (resolved) method, with explicit overrides applied."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    values = dict(_PRESETS[name])
+    if method == "qlora":
+        values["learning_rate"] = QLORA_LEARNING_RATE
+    names = {f.name for f in fields(Hyperparameters)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ConfigError(f"unknown training settings: {', '.join(sorted(unknown))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    hp = Hyperparameters(**values)
+    hp.validate()
+    return hp

@@ -1,0 +1,163 @@
+"""The front door of fine-tuning: what to train on and how (``TrainRequest``) in, a run folder ready
+to train out. The CLI (``ui/cli_train.py``), the web app (``adapters.finetune.FineTuner``) and the
+benches all prepare runs here, so the data rules (relevance gate, grounded prompt length) and
+the knowledge base they use are the same everywhere.
+
+``prepare`` = ``prepare_data`` (load and validate the examples a request names, grounded in a
+knowledge base if asked) + ``prepare_run`` (split, check base model and memory, choose the
+method, write the run folder). The knowledge base a request opens is handed on to the
+retrieval-on evaluation, so no second copy of it (or of its embedding model) is loaded.
+Training it is ``adapters.process.train``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters import datasets, memory, rag_eval
+from adapters.base_model import describe
+from adapters.hyperparameters import DEFAULT_PRESET, preset
+from adapters.job import TrainJob, new_run_id
+from adapters.run_folder import RunFolder
+from store.errors import DomainsmithError
+from store.settings import Settings
+
+GROUNDED_MAX_LENGTH = 2048  # sources make long prompts; a cut prompt would lose them
+OpenKB = Callable[[str], Any]  # a knowledge base by name (``Services.kb(name, create=False)``)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What to train on and how; exactly one of ``data`` (a Q&A file) or ``kb`` is the source."""
+
+    data: str | None = None
+    kb: str | None = None
+    grounded: str | None = None  # with ``data``: render questions with sources from this knowledge base
+    base: str | None = None
+    preset: str = DEFAULT_PRESET
+    method: str = "auto"
+    seed: int = 0
+    val_fraction: float = 0.1
+    overrides: dict[str, Any] = field(default_factory=dict)  # hyperparameters; None: the preset's
+
+
+@dataclass
+class PreparedData:
+    """The validated examples of a request, where they come from, and what the user should know."""
+
+    examples: list[dict[str, Any]]
+    source: dict[str, Any]
+    overrides: dict[str, Any]
+    data_notes: list[str] = field(default_factory=list)  # the Q&A file's report ("line 4: duplicate of line 1, ...")
+    grounding: str | None = None  # how the grounded examples came out
+    kb: Any | None = None  # the knowledge base the data comes from or is grounded in, as opened
+
+    def notes(self, file_label: str) -> list[str]:
+        """All notes as lines, the file's prefixed with ``file_label``."""
+        return [f"{file_label}, {note}" for note in self.data_notes] + ([self.grounding] if self.grounding else [])
+
+
+def prepare_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -> PreparedData:
+    """Load and validate the examples a request names (raises the typed data errors)."""
+    overrides = dict(request.overrides)
+    if bool(request.data) == bool(request.kb):
+        raise DomainsmithError("choose one data source: a Q&A file or a knowledge base")
+    if request.kb:
+        if request.grounded:
+            raise DomainsmithError("grounded training needs a Q&A file to join with the knowledge base")
+        kb = open_kb(request.kb)  # too few examples: refused after the split (prepare_run)
+        return PreparedData(datasets.examples_from_kb(kb), {"kind": "kb", "name": kb.name}, overrides, kb=kb)
+    report = datasets.load_file(request.data)
+    data = PreparedData(report.examples, {"kind": "file", "path": str(request.data)}, overrides, report.notes())
+    if request.grounded:
+        from adapters.grounded import grounded_examples
+
+        data.kb = kb = open_kb(request.grounded)
+        data.examples, counts = grounded_examples(kb, data.examples, k=settings.retrieval_k,
+                                                  threshold=settings.relevance_threshold, seed=request.seed)
+        data.source = {**data.source, "grounded": kb.name}
+        data.grounding = (f"grounded in {kb.name}: {counts['cited']} answers cite their source, "
+                          f"{counts['abstain_no_source'] + counts['abstain_removed']} abstain")
+        if overrides.get("max_length") is None:
+            overrides["max_length"] = GROUNDED_MAX_LENGTH
+    return data
+
+
+def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any], *, base: str | None = None,
+                preset_name: str = DEFAULT_PRESET, method: str = "auto", seed: int = 0, val_fraction: float = 0.1,
+                overrides: dict[str, Any] | None = None, available_memory: int | None = None,
+                kb: Any | None = None, **job_fields: Any) -> TrainJob:
+    """Validate and write a new run folder; returns its job (not started yet).
+
+    When ``source`` involves a knowledge base (``{"kind": "kb", "name"}`` or a ``"grounded"``
+    name), the held-out questions are also rendered through Chat's retrieval for the evaluation
+    with retrieval on (``adapters.rag_eval``); ``kb`` is that knowledge base when the caller has it
+    open (otherwise it is opened here). Raises ``InvalidTrainingData``, ``ModelNotFound``,
+    ``InsufficientMemory``, ``ConfigError`` or ``KnowledgeBaseError`` before anything is written.
+    """
+    train_set, val_set = datasets.split(examples, val_fraction, seed)
+    datasets.check_minimum(len(train_set))
+    info = describe(base)
+    hp = preset(preset_name, "lora", **(overrides or {}))
+    longest = max(memory.tokens_from_chars(len(json.dumps(e, ensure_ascii=False))) for e in examples)
+    chosen, reason, _estimate = memory.choose_method(method, info, hp, longest, available_memory)
+    hp = preset(preset_name, chosen, **(overrides or {}))
+    job = TrainJob(run_id=new_run_id(), base=str(info.path), method=chosen, method_requested=method,
+                   method_reason=reason, preset=preset_name, hyperparameters=hp, seed=seed, val_fraction=val_fraction,
+                   source=source, data_hash=datasets.data_hash(examples), n_train=len(train_set), n_val=len(val_set),
+                   base_cache=str(settings.home / "models" / "base-cache"), **job_fields)
+    rag_rows = _rag_questions(settings, job, train_set, val_set, kb)
+    folder = RunFolder.in_home(settings.home, job.run_id)
+    folder.path.mkdir(parents=True)
+    datasets.save_examples(folder.train, train_set)
+    datasets.save_examples(folder.val, val_set)
+    if rag_rows:
+        rag_eval.save(folder.rag_eval, rag_rows)
+    job.save(folder)
+    return job
+
+
+def prepare(settings: Settings, request: TrainRequest, open_kb: OpenKB,
+            on_data: Callable[[PreparedData], None] | None = None) -> tuple[TrainJob, PreparedData]:
+    """``prepare_data`` then ``prepare_run``: the new run's job (not started yet) and its data.
+
+    ``on_data`` sees the data before the run is checked and written (the CLI prints its notes then).
+    """
+    data = prepare_data(request, open_kb, settings)
+    if on_data is not None:
+        on_data(data)
+    job = prepare_run(settings, data.examples, data.source, base=request.base or None, preset_name=request.preset,
+                      method=request.method, seed=request.seed, val_fraction=request.val_fraction,
+                      overrides=data.overrides, kb=data.kb)
+    return job, data
+
+
+def _rag_kb_name(source: dict[str, Any]) -> str | None:
+    """The knowledge base a run's data comes from or is grounded in, if any."""
+    return source.get("grounded") or (source.get("name") if source.get("kind") == "kb" else None)
+
+
+def _rag_questions(settings: Settings, job: TrainJob, train_set: list[dict], val_set: list[dict],
+                   kb: Any | None) -> list[dict[str, Any]]:
+    """Render the held-out questions through Chat's retrieval (sets ``job.rag``); [] without a knowledge base."""
+    name = _rag_kb_name(job.source)
+    if not name:
+        return []
+    opened = None
+    if kb is None or kb.name != name:
+        from store.knowledge_base import KnowledgeBase
+
+        kb = opened = KnowledgeBase.open(settings, name, create=False)
+    try:
+        rows = rag_eval.prepare(kb, train_set, val_set, k=settings.retrieval_k,
+                                threshold=settings.relevance_threshold, limit=job.eval_examples)
+        job.rag = {"kb": kb.name, "questions": len(rows), "k": settings.retrieval_k,
+                   "relevance_threshold": settings.relevance_threshold,
+                   "support_threshold": settings.support_threshold, "embedder": str(kb.embedder.path)}
+    finally:
+        if opened is not None:
+            opened.close()
+    return rows

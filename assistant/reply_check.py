@@ -1,0 +1,37 @@
+"""The answer policy: what Chat makes of a model's grounded reply.
+
+A reply is kept when it cites a source that supports it and addresses the question; otherwise the
+best sentence of a passage that answers the question is quoted with its citation; otherwise the
+answer is the abstention reply. Fine-tuning scores base and adapted replies with retrieval on
+through this same function (``adapters.rag_eval``), so its numbers are what Chat would show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from assistant.citations import cite
+from assistant.events import Answer, Source
+from assistant.extractive import addresses, best_sentence
+from assistant.prompting import ABSTAIN_REPLY
+
+
+def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, support_threshold: float) -> Answer:
+    """The reply cited and checked, a quoted passage, or the abstention (see the module docstring)."""
+    if is_abstention(reply):
+        return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
+    cited = cite(reply, sources, embedder, support_threshold)
+    if any(c.supported for c in cited.citations) and addresses(question, cited.text, embedder):
+        return Answer(cited.text, False, cited.citations, list(sources))
+    extract = best_sentence(question, sources, embedder)
+    if extract is not None and extract.score >= support_threshold:
+        quoted = cite(f"{extract.sentence} [{extract.n}]", sources, embedder, support_threshold)
+        return Answer(quoted.text, False, quoted.citations, list(sources), extractive=True)
+    return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the answer is not supported by the sources")
+
+
+def is_abstention(reply: str) -> bool:
+    """True when the model said, in any of its usual words, that the sources hold no answer."""
+    text = reply.lower()
+    return ABSTAIN_REPLY.lower().rstrip(".") in text or "do not contain the answer" in text \
+        or "does not contain the answer" in text

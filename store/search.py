@@ -1,0 +1,93 @@
+"""Searching one knowledge base: vector, keyword and hybrid search, fused and turned into hits.
+
+Vector search asks the hnswlib index for the query's embedding; keyword search asks SQLite's
+FTS5 (``store.fts``); hybrid fuses the two rankings by reciprocal rank (``store.ranking``).
+Each ranking is a list of (chunk row id, score), best first; ``to_hits`` reads those chunks
+back with their documents and anchors, drops near-duplicate passages and numbers the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlite_utils import Database
+
+from store import fts
+from store.database import rows
+from store.embedding import Embedder
+from store.errors import KnowledgeBaseError
+from store.ranking import collapse_duplicates, reciprocal_rank_fusion
+from store.records import SearchHit
+from store.vector_index import VectorIndex
+
+SEARCH_MODES = ("hybrid", "vector", "keyword")
+
+Ranking = list[tuple[int, float]]  # (chunk row id, score), best first
+
+
+def check_mode(mode: str) -> str:
+    if mode not in SEARCH_MODES:
+        raise KnowledgeBaseError(f"unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}")
+    return mode
+
+
+def search_all(
+    db: Database,
+    kb_id: int,
+    query: str,
+    k: int,
+    modes: Sequence[str],
+    *,
+    vector_search: Callable[[str, int], Ranking],
+    rrf_k: int,
+    keyword_weight: float,
+) -> dict[str, list[SearchHit]]:
+    """The ``k`` best hits per mode; the query is embedded (``vector_search``) and run once per ranker."""
+    query = (query or "").strip()
+    if not query or k <= 0:
+        return {mode: [] for mode in modes}
+    fetch = max(4 * k, 50)
+    ranked: dict[str, Ranking] = {}
+    if {"vector", "hybrid"} & set(modes):
+        ranked["vector"] = vector_search(query, fetch)
+    if {"keyword", "hybrid"} & set(modes):
+        ranked["keyword"] = fts.keyword_search(db, kb_id, query, fetch)
+    if "hybrid" in modes:
+        ranked["hybrid"] = reciprocal_rank_fusion(
+            [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]],
+            k=rrf_k, weights=(1.0, keyword_weight))
+    return {mode: to_hits(db, ranked[mode], k) for mode in modes}
+
+
+def vector_ranking(index: VectorIndex, embedder: Embedder, query: str, k: int) -> Ranking:
+    """The ``k`` nearest chunks to the query's embedding, scored by cosine similarity."""
+    if len(index) == 0:
+        return []
+    labels, distances = index.query(embedder.encode([query]), k)
+    return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
+
+
+def to_hits(db: Database, scored: Ranking, k: int) -> list[SearchHit]:
+    """The first ``k`` distinct passages of a ranking, with their documents and anchors."""
+    if not scored:
+        return []
+    ids = [i for i, _ in scored]
+    found = {
+        r["id"]: r
+        for r in rows(
+            db,
+            f"""SELECT c.id, c.chunk_id, c.doc_id, d.name, d.source, c.page, c.section, c.text, c.start, c."end"
+                FROM chunks c JOIN documents d ON d.id = c.doc_id
+                WHERE c.id IN ({",".join("?" * len(ids))})""",
+            ids,
+        )
+    }
+    score_of = dict(scored)
+    present = [(i, found[i]["text"]) for i in ids if i in found]
+    hits = []
+    for rank, chunk_row in enumerate(collapse_duplicates(present)[:k], start=1):
+        r = found[chunk_row]
+        hits.append(SearchHit(rank=rank, score=score_of[chunk_row], chunk_id=r["chunk_id"], doc_id=r["doc_id"],
+                              document=r["name"], source=r["source"], page=r["page"], section=r["section"],
+                              text=r["text"], start=r["start"], end=r["end"]))
+    return hits

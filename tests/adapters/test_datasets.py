@@ -1,0 +1,218 @@
+"""Fine-tune inputs: Q&A files, knowledge-base examples, the split, the manifest, memory, the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters import datasets, memory
+from adapters.base_model import BaseModel, describe
+from adapters.hyperparameters import Hyperparameters, preset
+from adapters.job import TrainJob
+from adapters.run_folder import RunFolder
+from store.errors import ConfigError, InvalidTrainingData, ModelNotFound
+from tests import tiny_models
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_jsonl_question_answer_and_messages(tmp_path):
+    rows = tiny_models.qa_rows(10)
+    rows.append({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Seal?"},
+                              {"role": "assistant", "content": "Every 8,000 h."}]})
+    report = datasets.load_file(write_jsonl(tmp_path / "qa.jsonl", rows))
+    assert len(report.examples) == 11
+    first = report.examples[0]
+    assert first["kind"] == "chat" and first["origin"] == "qa.jsonl:1"
+    assert first["messages"] == [{"role": "user", "content": "What colour is pump 1?"},
+                                 {"role": "assistant", "content": "Pump 1 is blue."}]
+    assert report.examples[-1]["messages"][0]["role"] == "system"
+
+
+@pytest.mark.parametrize("bad_line, reason", [
+    ('{"question": "Q?", "answer": "A."', "not valid JSON"),
+    ('{"question": "Q?"}', 'missing "answer"'),
+    ('{"question": "Q?", "answer": "   "}', "empty answer"),
+    ('{"question": 3, "answer": "A"}', '"question" must be text'),
+    ('["Q?", "A."]', "JSON object"),
+    ('{"messages": [{"role": "user", "content": "Q?"}]}', "last message must be the assistant"),
+    ('{"messages": [{"role": "robot", "content": "Q?"}, {"role": "assistant", "content": "A"}]}', "role 'robot'"),
+])
+def test_malformed_jsonl_names_file_and_line(tmp_path, bad_line, reason):
+    lines = [json.dumps(r) for r in tiny_models.qa_rows(12)]
+    lines.insert(6, bad_line)
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidTrainingData) as info:
+        datasets.load_file(path)
+    assert info.value.line == 7 and info.value.path == str(path)
+    assert reason in str(info.value) and "qa.jsonl, line 7: " in str(info.value)
+
+
+def test_bad_encoding_names_the_line(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    body = "".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(12)).encode()
+    path.write_bytes(body + '{"question": "Caf\u00e9?", "answer": "Oui."}\n'.encode("latin-1"))
+    with pytest.raises(InvalidTrainingData, match="not UTF-8") as info:
+        datasets.load_file(path)
+    assert info.value.line == 13
+
+
+def test_csv_rows_and_errors(tmp_path):
+    path = tmp_path / "qa.csv"
+    rows = tiny_models.qa_rows(11)
+    text = "Question,Answer\n" + "".join(f'"{r["question"]}","{r["answer"]}"\n' for r in rows[:10])
+    text += '"A question\nover two lines?","Yes."\n' + ',"no question"\n'
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidTrainingData, match="empty question") as info:
+        datasets.load_file(path)
+    assert info.value.line == 14  # header 1, ten rows 2-11, a two-line row 12-13, then the bad row
+    path.write_text(text.rsplit(',"no question"', 1)[0], encoding="utf-8")
+    assert len(datasets.load_file(path).examples) == 11
+    (tmp_path / "cols.csv").write_text("q,a\nx,y\n", encoding="utf-8")
+    with pytest.raises(InvalidTrainingData, match="no 'question' and no 'answer' column"):
+        datasets.load_file(tmp_path / "cols.csv")
+
+
+def test_duplicates_reported_and_dropped_and_minimum_stated(tmp_path):
+    rows = tiny_models.qa_rows(10)
+    rows.insert(3, dict(rows[0]))
+    rows.append({"question": rows[1]["question"], "answer": "Something else."})
+    report = datasets.load_file(write_jsonl(tmp_path / "qa.jsonl", rows))
+    assert len(report.examples) == 11
+    assert report.duplicates == [(4, 1)]
+    assert report.conflicts == [(12, 2)]
+    assert report.notes()[0] == "line 4: duplicate of line 1, dropped"
+    with pytest.raises(InvalidTrainingData, match=f"too few examples: 5 usable, at least {datasets.MIN_EXAMPLES}"):
+        datasets.load_file(write_jsonl(tmp_path / "few.jsonl", tiny_models.qa_rows(5)))
+    with pytest.raises(InvalidTrainingData, match="unsupported training file type .txt"):
+        (tmp_path / "qa.txt").write_text("hi")
+        datasets.load_file(tmp_path / "qa.txt")
+
+
+def test_split_is_seeded_and_keeps_text_in_training():
+    examples = [{"kind": "chat", "messages": [{"role": "user", "content": str(i)},
+                                              {"role": "assistant", "content": "a"}]} for i in range(30)]
+    examples.append({"kind": "text", "text": "passage"})
+    train_a, val_a = datasets.split(examples, 0.1, seed=7)
+    train_b, val_b = datasets.split(examples, 0.1, seed=7)
+    _, val_c = datasets.split(examples, 0.1, seed=8)
+    assert val_a == val_b and len(val_a) == 3 and len(train_a) == 28
+    assert val_a != val_c
+    assert all(e["kind"] == "chat" for e in val_a)
+    assert datasets.data_hash(examples) == datasets.data_hash(examples)
+
+
+def test_examples_from_knowledge_base(open_kb, tmp_path):
+    from tests import factories
+
+    doc = factories.make_markdown(tmp_path / "guide.md")
+    kb = open_kb("guide")
+    list(kb.add([doc]))
+    examples = datasets.examples_from_kb(kb)
+    texts = [e for e in examples if e["kind"] == "text"]
+    qa = [e for e in examples if e["kind"] == "chat"]
+    assert texts and qa
+    assert len(texts) == kb.stats()["chunks"]
+    assert qa[0]["messages"][0]["content"].startswith("What does ")
+    assert qa[0]["messages"][1]["content"] in {t["text"] for t in texts}
+
+
+def test_job_manifest_round_trip(tmp_path):
+    job = TrainJob(run_id="r1", base="/m.gguf", method="lora", hyperparameters=preset("quick"), seed=3,
+                   source={"kind": "file", "path": "qa.jsonl"})
+    job.save(RunFolder(tmp_path))
+    again = TrainJob.load(RunFolder(tmp_path))
+    assert again == job and isinstance(again.hyperparameters, Hyperparameters)
+    assert preset("standard", "qlora").learning_rate < preset("standard", "lora").learning_rate
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+    with pytest.raises(ConfigError, match="epochs must be at least 1"):
+        preset("quick", epochs=0)
+
+
+SMOLLM = BaseModel(path=None, kind="gguf", architecture="llama", n_params=134_515_008, hidden_size=576,
+                   n_layers=30, vocab_size=49152)
+
+
+def test_auto_method_rule_and_memory_refusal():
+    hp = preset("standard")
+    method, reason, estimate = memory.choose_method("auto", SMOLLM, hp, 120, available=16 * 2**30)
+    assert method == "lora" and "plain LoRA" in reason and estimate.peak_bytes < 4 * 2**30
+    big = BaseModel(**{**SMOLLM.__dict__, "kind": "hf", "n_params": 3_800_000_000, "hidden_size": 3072, "n_layers": 32,
+                       "vocab_size": 32064})
+    method, reason, _ = memory.choose_method("auto", big, hp, 120, available=20 * 2**30)
+    assert method == "qlora" and "4-bit NF4" in reason
+    with pytest.raises(memory.InsufficientMemory, match=r"needs about .* GiB of memory .* only 0.5 GiB"):
+        memory.choose_method("lora", SMOLLM, hp, 512, available=2**29)
+
+
+def test_base_model_checks(tmp_path):
+    info = describe(None)
+    assert info.architecture == "llama" and 100e6 < info.n_params < 200e6 and info.vocab_size == 49152
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(ModelNotFound, match="pickle checkpoints are refused"):
+        describe(str(pickled))
+    with pytest.raises(ModelNotFound, match="no base model at this path"):
+        describe(str(tmp_path / "missing.gguf"))
+    (tmp_path / "fake.gguf").write_bytes(b"not a gguf at all")
+    with pytest.raises(ModelNotFound, match="not a GGUF file"):
+        describe(str(tmp_path / "fake.gguf"))
+
+
+def test_registry_add_list_resolve(settings, tmp_path):
+    from store.registry import ModelRecord, open_registry, resolve_model
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    db, registry = open_registry(settings.db_path)
+    try:
+        registry.add(ModelRecord(name="pumps-q8_0", base="b.gguf", run_id="r1", data_hash="h", file=str(gguf),
+                                 size_bytes=4, quant="q8_0", hyperparameters={"lora_r": 16}, metrics={"x": 1.0}))
+        with pytest.raises(ModelNotFound, match="already registered"):
+            registry.add(ModelRecord(name="pumps-q8_0", base="b", run_id="r", data_hash="h", file="f",
+                                     size_bytes=1, quant="f16"))
+        [record] = registry.list()
+        assert record.hyperparameters == {"lora_r": 16} and record.created_at
+    finally:
+        db.close()
+    assert resolve_model(settings.db_path, "pumps-q8_0") == gguf
+    assert resolve_model(settings.db_path, str(gguf)) == gguf
+    with pytest.raises(ModelNotFound, match="no model file or registered model"):
+        resolve_model(settings.db_path, "nope")
+
+
+def test_grounded_examples_use_chats_prompt_cite_and_abstain(open_kb, tmp_path):
+    from adapters.grounded import grounded_examples
+    from assistant.prompting import ABSTAIN_REPLY, SYSTEM_PROMPT
+    from tests import factories
+
+    kb = open_kb("grounded")
+    list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
+    qa = [
+        {"kind": "chat", "origin": "qa.jsonl:1", "messages": [
+            {"role": "user", "content": "How is the base frame anchored during installation?"},
+            {"role": "assistant", "content": "With four chemical bolts, before grouting."}]},
+        {"kind": "chat", "origin": "qa.jsonl:2", "messages": [
+            {"role": "user", "content": "What is the boiling point of mercury?"},
+            {"role": "assistant", "content": "Mercury boils at 356.7 degrees Celsius."}]},
+    ]
+    examples, counts = grounded_examples(kb, qa, k=3, threshold=0.0, abstain_share=1.0)
+    assert counts == {"cited": 1, "abstain_no_source": 1, "abstain_removed": 1}
+    cited = examples[0]["messages"]
+    assert cited[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert cited[1]["content"].startswith("Sources:\n<source n=\"1\">")
+    assert "Question: How is the base" in cited[1]["content"]
+    n = int(cited[-1]["content"].rsplit("[", 1)[1].rstrip("]"))
+    block = cited[1]["content"].split(f'<source n="{n}">', 1)[1].split("</source>", 1)[0]
+    assert "chemical bolts" in block and cited[-1]["content"].startswith("With four chemical bolts")
+    assert examples[1]["messages"][-1]["content"] == ABSTAIN_REPLY  # the same question without its source
+    assert "chemical bolts" not in examples[1]["messages"][1]["content"]
+    assert examples[2]["messages"][-1]["content"] == ABSTAIN_REPLY  # nothing in the documents about mercury

@@ -1,0 +1,59 @@
+"""The training settings are declared once (adapters.hyperparameters, adapters.job): the ``train``
+flags and the Fine-tune tab's advanced fields are built from that declaration, and its bounds
+are what ``validate`` checks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from adapters.hyperparameters import Hyperparameters, preset
+from adapters.job import training_settings
+from store.errors import ConfigError
+from ui import cli_train, finetune_tab
+from ui.cli import build_parser
+
+
+def train_actions() -> dict[str, argparse.Action]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.option_strings[0]: a for a in sub.choices["train"]._actions if a.option_strings}
+
+
+def test_the_train_flags_come_from_the_declaration():
+    actions = train_actions()
+    declared = [s for s in training_settings() if s.spec.flag]
+    # The flags, their destinations and types as they always were (outside tools and the README use them).
+    assert [(s.spec.flag, s.name, s.type) for s in declared] == [
+        ("--epochs", "epochs", int), ("--lr", "learning_rate", float), ("--lora-r", "lora_r", int),
+        ("--lora-alpha", "lora_alpha", int), ("--batch-size", "batch_size", int), ("--grad-accum", "grad_accum", int),
+        ("--max-length", "max_length", int), ("--checkpoint-every", "checkpoint_every", int),
+        ("--seed", "seed", int), ("--val-fraction", "val_fraction", float)]
+    for s in declared:
+        action = actions[s.spec.flag]
+        assert (action.dest, action.type, action.help) == (s.name, s.type, s.spec.help)
+        assert action.default == s.blank  # hyperparameters: None (the preset's); seed 0, validation fraction 0.1
+    assert actions["--seed"].default == 0 and actions["--val-fraction"].default == 0.1
+    assert actions["--checkpoint-every"].metavar == "STEPS"
+    args = build_parser().parse_args(["train", "--data", "qa.jsonl", "--lr", "5e-4", "--lora-r", "8"])
+    assert (args.learning_rate, args.lora_r, args.epochs, args.handler) == (5e-4, 8, None, cli_train.cmd_train)
+
+
+def test_the_fine_tune_tab_shows_the_settings_marked_for_it():
+    assert finetune_tab.ADVANCED == ("epochs", "learning_rate", "lora_r", "batch_size", "max_length", "seed")
+    assert tuple(s.name for s in training_settings() if s.spec.ui) == finetune_tab.ADVANCED
+    labels = [s.spec.ui for s in finetune_tab.ADVANCED_SETTINGS]
+    assert labels == ["Epochs", "Learning rate", "LoRA rank", "Batch size", "Max tokens per example", "Seed"]
+
+
+def test_validate_checks_the_declared_bounds():
+    assert Hyperparameters().validate() is None
+    for change, message in [({"epochs": 0}, "epochs must be at least 1"),
+                            ({"learning_rate": 0.0}, r"learning_rate must be in \(0, 1\)"),
+                            ({"learning_rate": 1.0}, r"learning_rate must be in \(0, 1\)"),
+                            ({"lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\)"),
+                            ({"max_length": 15}, "max_length must be at least 16 tokens"),
+                            ({"checkpoint_every": 0}, "checkpoint_every must be at least 1")]:
+        with pytest.raises(ConfigError, match=message):
+            preset("quick", **change)
+    assert preset("quick", lora_dropout=0.0, learning_rate=0.999).learning_rate == 0.999
