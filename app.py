@@ -23,7 +23,9 @@ from ui import Services, build_parser, run
 
 
 def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     # bitsandbytes warns about an optional GPU kernel package on every CPU import.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 

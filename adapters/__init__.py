@@ -54,8 +54,21 @@ _EXPORTS = {
 }
 
 __all__ = [  # what _EXPORTS names, for `from adapters import *` and linters
-    "TrainRequest", "PreparedData", "prepare", "prepare_run", "FineTuner", "RunProgress", "train", "cancel",
-    "TrainingProcess", "ProgressEvent", "list_runs", "run_dir", "RunNotFound", "RunFolder", "TrainJob",
+    "TrainRequest",
+    "PreparedData",
+    "prepare",
+    "prepare_run",
+    "FineTuner",
+    "RunProgress",
+    "train",
+    "cancel",
+    "TrainingProcess",
+    "ProgressEvent",
+    "list_runs",
+    "run_dir",
+    "RunNotFound",
+    "RunFolder",
+    "TrainJob",
 ]
 
 

@@ -26,8 +26,22 @@ log = logging.getLogger(__name__)
 
 BUNDLED_NAME = "smollm2-135m"
 # Architectures transformers can dequantize from GGUF and train as causal LMs.
-GGUF_ARCHITECTURES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "falcon", "stablelm",
-                      "starcoder2", "nemotron", "gpt2", "bloom", "lfm2"}
+GGUF_ARCHITECTURES = {
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma2",
+    "gemma3",
+    "falcon",
+    "stablelm",
+    "starcoder2",
+    "nemotron",
+    "gpt2",
+    "bloom",
+    "lfm2",
+}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -63,8 +77,9 @@ def describe(spec: str | None) -> BaseModel:
     if path.is_dir():
         return _describe_folder(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelNotFound("pickle checkpoints are refused (they can run code when loaded): "
-                            "use safetensors or GGUF", path=path)
+        raise ModelNotFound(
+            "pickle checkpoints are refused (they can run code when loaded): use safetensors or GGUF", path=path
+        )
     with path.open("rb") as f:
         magic = f.read(4)
     if magic != b"GGUF":
@@ -86,14 +101,22 @@ def _describe_gguf(path: Path) -> BaseModel:
 
     arch = str(field("general.architecture", ""))
     if arch not in GGUF_ARCHITECTURES:
-        raise ModelNotFound(f"unsupported architecture {arch!r} for training from GGUF "
-                            f"(supported: {', '.join(sorted(GGUF_ARCHITECTURES))})", path=path)
+        raise ModelNotFound(
+            f"unsupported architecture {arch!r} for training from GGUF "
+            f"(supported: {', '.join(sorted(GGUF_ARCHITECTURES))})",
+            path=path,
+        )
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     n_params = sum(int(t.n_elements) for t in reader.tensors)
-    return BaseModel(path=path, kind="gguf", architecture=arch, n_params=n_params,
-                     hidden_size=int(field(f"{arch}.embedding_length", 0)),
-                     n_layers=int(field(f"{arch}.block_count", 0)),
-                     vocab_size=len(tokens.data) if tokens is not None else 0)
+    return BaseModel(
+        path=path,
+        kind="gguf",
+        architecture=arch,
+        n_params=n_params,
+        hidden_size=int(field(f"{arch}.embedding_length", 0)),
+        n_layers=int(field(f"{arch}.block_count", 0)),
+        vocab_size=len(tokens.data) if tokens is not None else 0,
+    )
 
 
 def _describe_folder(path: Path) -> BaseModel:
@@ -104,8 +127,11 @@ def _describe_folder(path: Path) -> BaseModel:
     if not weights:
         pickles = [p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickles:
-            raise ModelNotFound(f"only pickle weights here ({', '.join(pickles)}): pickle checkpoints are refused "
-                                "because loading them can run code; convert the model to safetensors", path=path)
+            raise ModelNotFound(
+                f"only pickle weights here ({', '.join(pickles)}): pickle checkpoints are refused "
+                "because loading them can run code; convert the model to safetensors",
+                path=path,
+            )
         raise ModelNotFound("no .safetensors weights in this folder", path=path)
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -113,10 +139,15 @@ def _describe_folder(path: Path) -> BaseModel:
         raise ModelNotFound(f"cannot read config.json ({exc})", path=path) from exc
     text_config = config.get("text_config", config)
     n_params = sum(_safetensors_elements(w) for w in weights)
-    return BaseModel(path=path, kind="hf", architecture=str(config.get("model_type", "")), n_params=n_params,
-                     hidden_size=int(text_config.get("hidden_size", 0)),
-                     n_layers=int(text_config.get("num_hidden_layers", 0)),
-                     vocab_size=int(text_config.get("vocab_size", 0)))
+    return BaseModel(
+        path=path,
+        kind="hf",
+        architecture=str(config.get("model_type", "")),
+        n_params=n_params,
+        hidden_size=int(text_config.get("hidden_size", 0)),
+        n_layers=int(text_config.get("num_hidden_layers", 0)),
+        vocab_size=int(text_config.get("vocab_size", 0)),
+    )
 
 
 def _safetensors_elements(path: Path) -> int:

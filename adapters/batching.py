@@ -75,7 +75,7 @@ class ChatFormat:
             # Templates that rewrite earlier turns: fall back to the answer plus the known suffix.
             answer = messages[-1]["content"] + self.answer_suffix
         else:
-            answer = full[len(prompt):]
+            answer = full[len(prompt) :]
         prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
         answer_ids = self.tokenizer.encode(answer, add_special_tokens=False)
         # Keep the whole answer when it fits; cut the prompt from the left, then the answer's end.
@@ -95,8 +95,8 @@ def plan_epoch(lengths: list[int], batch_size: int, seed: int, epoch: int) -> li
     window = batch_size * 8
     batches: list[list[int]] = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 

@@ -92,12 +92,21 @@ def run_status(folder: RunFolder) -> dict[str, Any]:
     last = events[-1] if events else None
     metrics = next((e.metrics for e in reversed(events) if isinstance(e, ev.Done)), None) or {}
     total = next((e.total_steps for e in reversed(events) if isinstance(e, (ev.Start, ev.Step)) and e.total_steps), 0)
-    return {"run_id": job.run_id, "status": status_of(events, is_running(folder)),
-            "step": steps[-1].step if steps else 0, "total_steps": total,
-            "loss": steps[-1].loss if steps else None, "val_loss": metrics.get("val_loss_after"),
-            "method": job.method, "preset": job.preset, "base": Path(job.base).name, "source": job.source,
-            "examples": job.n_train, "created": job.created_at,
-            "message": last.message if isinstance(last, (ev.Status, ev.Error)) else ""}
+    return {
+        "run_id": job.run_id,
+        "status": status_of(events, is_running(folder)),
+        "step": steps[-1].step if steps else 0,
+        "total_steps": total,
+        "loss": steps[-1].loss if steps else None,
+        "val_loss": metrics.get("val_loss_after"),
+        "method": job.method,
+        "preset": job.preset,
+        "base": Path(job.base).name,
+        "source": job.source,
+        "examples": job.n_train,
+        "created": job.created_at,
+        "message": last.message if isinstance(last, (ev.Status, ev.Error)) else "",
+    }
 
 
 def list_runs(settings: Settings) -> list[dict[str, Any]]:

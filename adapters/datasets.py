@@ -93,11 +93,13 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InvalidTrainingData(f"not valid JSON ({exc.msg}, column {exc.colno})", path=path,
-                                      line=number) from None
+            raise InvalidTrainingData(
+                f"not valid JSON ({exc.msg}, column {exc.colno})", path=path, line=number
+            ) from None
         if not isinstance(obj, dict):
-            raise InvalidTrainingData('each line must be a JSON object with "question" and "answer" (or "messages")',
-                                      path=path, line=number)
+            raise InvalidTrainingData(
+                'each line must be a JSON object with "question" and "answer" (or "messages")', path=path, line=number
+            )
         rows.append((number, _example(obj, path, number)))
     return rows
 
@@ -115,7 +117,10 @@ def _csv_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     if missing:
         raise InvalidTrainingData(
             f"the CSV header has no {' and no '.join(repr(m) for m in missing)} column "
-            f"(found: {', '.join(repr(h) for h in header)})", path=path, line=1)
+            f"(found: {', '.join(repr(h) for h in header)})",
+            path=path,
+            line=1,
+        )
     rows = []
     start = reader.line_num + 1
     while True:
@@ -126,8 +131,11 @@ def _csv_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
         except csv.Error as exc:
             raise InvalidTrainingData(f"not a valid CSV row ({exc})", path=path, line=start) from None
         if any(v.strip() for v in values):
-            cells = {name: values[i] if i < len(values) else None
-                     for name, i in columns.items() if name in ("question", "answer")}
+            cells = {
+                name: values[i] if i < len(values) else None
+                for name, i in columns.items()
+                if name in ("question", "answer")
+            }
             rows.append((start, _example(cells, path, start)))
         start = reader.line_num + 1
     return rows
@@ -144,22 +152,26 @@ def _example(obj: dict[str, Any], path: Path, line: int) -> dict[str, Any]:
             raise InvalidTrainingData(f'"{key}" must be text', path=path, line=line)
         if not obj[key].strip():
             raise InvalidTrainingData(f"empty {key}", path=path, line=line)
-    messages = [{"role": "user", "content": obj["question"].strip()},
-                {"role": "assistant", "content": obj["answer"].strip()}]
+    messages = [
+        {"role": "user", "content": obj["question"].strip()},
+        {"role": "assistant", "content": obj["answer"].strip()},
+    ]
     return {"kind": "chat", "messages": messages, "origin": origin}
 
 
 def _messages(value: Any, path: Path, line: int) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
-        raise InvalidTrainingData('"messages" must be a non-empty list of {"role", "content"} objects', path=path,
-                                  line=line)
+        raise InvalidTrainingData(
+            '"messages" must be a non-empty list of {"role", "content"} objects', path=path, line=line
+        )
     out = []
     for i, message in enumerate(value, start=1):
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
             raise InvalidTrainingData(f'message {i} needs a "role" and a text "content"', path=path, line=line)
         if message.get("role") not in ROLES:
-            raise InvalidTrainingData(f"message {i} has role {message.get('role')!r}: use one of {', '.join(ROLES)}",
-                                      path=path, line=line)
+            raise InvalidTrainingData(
+                f"message {i} has role {message.get('role')!r}: use one of {', '.join(ROLES)}", path=path, line=line
+            )
         out.append({"role": message["role"], "content": message["content"].strip()})
     if out[-1]["role"] != "assistant":
         raise InvalidTrainingData("the last message must be the assistant's answer", path=path, line=line)
@@ -205,7 +217,9 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
     """
     rows = kb.db.execute(
         """SELECT d.title, d.name, c.section, c.text, c.page, c.idx FROM chunks c JOIN documents d ON d.id = c.doc_id
-           WHERE c.kb_id = ? ORDER BY d.source, c.idx""", [kb.id]).fetchall()
+           WHERE c.kb_id = ? ORDER BY d.source, c.idx""",
+        [kb.id],
+    ).fetchall()
     out: list[dict[str, Any]] = []
     seen_sections: set[tuple[str, str]] = set()
     for title, name, section, chunk_text, _page, idx in rows:
@@ -220,8 +234,16 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
                 parts = parts[1:]  # the document's own title heading: "What does X say about X, Y?" reads badly
             topic = ", ".join(parts)
             question = f"What does {doc} say about {topic}?"
-            out.append({"kind": "chat", "origin": origin, "messages": [
-                {"role": "user", "content": question}, {"role": "assistant", "content": chunk_text.strip()}]})
+            out.append(
+                {
+                    "kind": "chat",
+                    "origin": origin,
+                    "messages": [
+                        {"role": "user", "content": question},
+                        {"role": "assistant", "content": chunk_text.strip()},
+                    ],
+                }
+            )
     return out
 
 

@@ -139,7 +139,8 @@ class Error(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (Status, Resumed, Start, Step, Eval, Checkpoint, Cancelled, Done, Error)}
+    cls.type: cls for cls in (Status, Resumed, Start, Step, Eval, Checkpoint, Cancelled, Done, Error)
+}
 Emit = Callable[[Event], None]
 
 
@@ -227,5 +228,15 @@ class ProgressEvent:
         return cls(kind=kind, run_id=run_id, **shared, data=event.to_json(), event=event)
 
 
-_SHARED = ("step", "total_steps", "start_step", "epoch", "loss", "val_loss", "tokens_per_s", "eta_s", "message",
-           "metrics")
+_SHARED = (
+    "step",
+    "total_steps",
+    "start_step",
+    "epoch",
+    "loss",
+    "val_loss",
+    "tokens_per_s",
+    "eta_s",
+    "message",
+    "metrics",
+)

@@ -53,10 +53,17 @@ log = logging.getLogger(__name__)
 DEFAULT_QUANT = "q8_0"
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
 LLAMA_QUANTS = {  # name -> llama_cpp ftype constant
-    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1", "q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
-    "q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1", "q2_k": "LLAMA_FTYPE_MOSTLY_Q2_K", "q3_k_m": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
-    "q4_k_s": "LLAMA_FTYPE_MOSTLY_Q4_K_S", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_s": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
-    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M", "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
+    "q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
+    "q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
+    "q2_k": "LLAMA_FTYPE_MOSTLY_Q2_K",
+    "q3_k_m": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
+    "q4_k_s": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
+    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "q5_k_s": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
+    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
 }
 QUANTS = CONVERTER_TYPES + tuple(LLAMA_QUANTS)
 
@@ -78,15 +85,24 @@ def normalize_quant(quant: str | None) -> str:
     return q
 
 
-def export(settings: Settings, run_id: str, quant: str | None = None, *, name: str | None = None,
-           progress: Progress | None = None, min_agreement: float = 0.5, check_prompts: int = 4) -> ModelRecord:
+def export(
+    settings: Settings,
+    run_id: str,
+    quant: str | None = None,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+    min_agreement: float = 0.5,
+    check_prompts: int = 4,
+) -> ModelRecord:
     """Export a finished run as a registered GGUF model; see the module docstring."""
     quant = normalize_quant(quant)
     say = progress or (lambda _stage: None)
     folder = catalogue.run_dir(settings, run_id)
     if catalogue.run_status(folder)["status"] != "done" or not folder.adapter.is_dir():
-        raise ExportFailed(f"run {run_id} has not finished training: "
-                           f"resume it with `python app.py train --resume {run_id}`")
+        raise ExportFailed(
+            f"run {run_id} has not finished training: resume it with `python app.py train --resume {run_id}`"
+        )
     job = TrainJob.load(folder)
     name = validate_model_name(name or f"{run_id}-{quant}")
     db, registry = open_registry(settings.db_path)
@@ -113,11 +129,21 @@ def export(settings: Settings, run_id: str, quant: str | None = None, *, name: s
             moved = True
             metrics = _run_metrics(folder)
             record = ModelRecord(
-                name=name, base=Path(job.base).name, run_id=run_id, data_hash=job.data_hash, file=str(target),
-                size_bytes=target.stat().st_size, quant=quant,
-                hyperparameters={"method": job.method, "preset": job.preset, "seed": job.seed,
-                                 **job.to_json()["hyperparameters"]},
-                metrics={**metrics, "smoke_test": checks})
+                name=name,
+                base=Path(job.base).name,
+                run_id=run_id,
+                data_hash=job.data_hash,
+                file=str(target),
+                size_bytes=target.stat().st_size,
+                quant=quant,
+                hyperparameters={
+                    "method": job.method,
+                    "preset": job.preset,
+                    "seed": job.seed,
+                    **job.to_json()["hyperparameters"],
+                },
+                metrics={**metrics, "smoke_test": checks},
+            )
             db, registry = open_registry(settings.db_path)
             try:
                 record = registry.add(record)
@@ -192,16 +218,25 @@ def merge(job: TrainJob, folder: RunFolder, out: Path, check_prompts: int) -> tu
     for extra in base_folder.iterdir():  # e.g. a sentencepiece tokenizer.model, which the converter reads
         if extra.name.startswith(("tokenizer", "added_tokens", "special_tokens")) and not (out / extra.name).exists():
             shutil.copy2(extra, out / extra.name)
-    examples = [e for e in read_examples(folder.val) + read_examples(folder.train)
-                if e["kind"] == "chat"][:check_prompts]
+    examples = [e for e in read_examples(folder.val) + read_examples(folder.train) if e["kind"] == "chat"][
+        :check_prompts
+    ]
     reference = []
     with torch.no_grad():
         for e in examples:
             text, ids = generate(merged, fmt, e["messages"], CHECK_TOKENS)
             stopped = bool(ids) and ids[-1] == fmt.end_of_turn_id
-            reference.append({"messages": e["messages"][:-1], "prompt_ids": fmt.prompt_ids(e["messages"]),
-                              "prompt_text": fmt.prompt_text(e["messages"]), "ids": ids[:-1] if stopped else ids,
-                              "stopped": stopped, "end_of_turn": fmt.end_of_turn_id, "text": text})
+            reference.append(
+                {
+                    "messages": e["messages"][:-1],
+                    "prompt_ids": fmt.prompt_ids(e["messages"]),
+                    "prompt_text": fmt.prompt_text(e["messages"]),
+                    "ids": ids[:-1] if stopped else ids,
+                    "stopped": stopped,
+                    "end_of_turn": fmt.end_of_turn_id,
+                    "text": text,
+                }
+            )
     del merged, model
     return out, reference
 
@@ -219,8 +254,12 @@ def converter_path() -> Path:
 def convert(hf_dir: Path, work: Path, quant: str) -> Path:
     outtype = quant if quant in CONVERTER_TYPES else "f16"
     out = work / f"model-{outtype}.gguf"
-    result = subprocess.run([str(converter_path()), str(hf_dir), "--outfile", str(out), "--outtype", outtype],
-                            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [str(converter_path()), str(hf_dir), "--outfile", str(out), "--outtype", outtype],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     if result.returncode != 0 or not out.exists():
         if "No space left" in result.stderr:
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -270,15 +309,20 @@ def smoke_test(gguf: Path, reference: list[dict[str, Any]], min_agreement: float
     """
     ref_path = gguf.with_suffix(".reference.json")
     ref_path.write_text(json.dumps(reference))
-    result = subprocess.run([sys.executable, "-m", "adapters.smoke", str(gguf), str(ref_path), str(min_agreement)],
-                            capture_output=True, text=True, cwd=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters.smoke", str(gguf), str(ref_path), str(min_agreement)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+    )
     lines = result.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}
     except ValueError:
         report = {}
     if result.returncode != 0 or not report.get("ok"):
-        why = report.get("error") or f"llama.cpp failed on the exported model (exit {result.returncode}): " + \
-            " ".join(result.stderr.strip().splitlines()[-3:])
+        why = report.get("error") or f"llama.cpp failed on the exported model (exit {result.returncode}): " + " ".join(
+            result.stderr.strip().splitlines()[-3:]
+        )
         raise ExportFailed(why)
     return report["checks"]

@@ -127,8 +127,14 @@ class FineTuner:
         folder = catalogue.run_dir(self.settings, run_id)
         job = TrainJob.load(folder)
         status = catalogue.run_status(folder)
-        progress = RunProgress(run_id, status["status"], method=job.method, method_reason=job.method_reason,
-                               message=status["message"], log=catalogue.log_tail(folder, 40))
+        progress = RunProgress(
+            run_id,
+            status["status"],
+            method=job.method,
+            method_reason=job.method_reason,
+            message=status["message"],
+            log=catalogue.log_tail(folder, 40),
+        )
         for event in catalogue.read_events(folder):
             progress.add(event)
         return progress
@@ -139,8 +145,9 @@ class FineTuner:
     def runs(self) -> list[dict[str, Any]]:
         return catalogue.list_runs(self.settings)
 
-    def export(self, run_id: str, quant: str | None = None,
-               progress: Callable[[str], None] | None = None) -> ModelRecord:
+    def export(
+        self, run_id: str, quant: str | None = None, progress: Callable[[str], None] | None = None
+    ) -> ModelRecord:
         """Merge, convert, check and register the run's model; returns its ``ModelRecord``."""
         from adapters.export import export
 

@@ -30,8 +30,9 @@ def answer_source(answer: str, passages: Sequence[str]) -> int | None:
     return best if best is not None and scores[best] >= ANSWER_COVERAGE else None
 
 
-def grounded_examples(kb: Any, qa: list[dict[str, Any]], *, k: int = 5, threshold: float,
-                      abstain_share: float = 0.25, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def grounded_examples(
+    kb: Any, qa: list[dict[str, Any]], *, k: int = 5, threshold: float, abstain_share: float = 0.25, seed: int = 0
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Chat-format examples for ``qa`` (chat examples: a user question and an assistant answer).
 
     ``threshold`` is Chat's relevance gate (``Settings.relevance_threshold``). Each example keeps

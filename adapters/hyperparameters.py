@@ -54,8 +54,10 @@ class Spec:
             return f"{name} must be {'more than' if self.low_open else 'at least'} {self.low:g}{unit}"
         if self.low is None:
             return f"{name} must be {'less than' if self.high_open else 'at most'} {self.high:g}"
-        return (f"{name} must be in {'(' if self.low_open else '['}{self.low:g}, "
-                f"{self.high:g}{')' if self.high_open else ']'}")
+        return (
+            f"{name} must be in {'(' if self.low_open else '['}{self.low:g}, "
+            f"{self.high:g}{')' if self.high_open else ']'}"
+        )
 
 
 def setting(default: Any, help: str, **spec: Any) -> Any:
@@ -82,24 +84,42 @@ class TrainingSetting:
 def declared(cls: type, of_job: bool = False) -> list[TrainingSetting]:
     """The settings a dataclass declares with ``setting``, in field order."""
     hints = typing.get_type_hints(cls)
-    return [TrainingSetting(f.name, hints[f.name], f.default, f.metadata[SPEC], of_job)
-            for f in fields(cls) if SPEC in f.metadata]
+    return [
+        TrainingSetting(f.name, hints[f.name], f.default, f.metadata[SPEC], of_job)
+        for f in fields(cls)
+        if SPEC in f.metadata
+    ]
 
 
 @dataclass
 class Hyperparameters:
     epochs: int = setting(20, "passes over the training examples", low=1, flag="--epochs", ui="Epochs")
-    learning_rate: float = setting(1e-3, "AdamW's learning rate (constant)", low=0.0, high=1.0, low_open=True,
-                                   high_open=True, flag="--lr", ui="Learning rate")
+    learning_rate: float = setting(
+        1e-3,
+        "AdamW's learning rate (constant)",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+        flag="--lr",
+        ui="Learning rate",
+    )
     lora_r: int = setting(16, "LoRA rank", low=1, flag="--lora-r", ui="LoRA rank")
     lora_alpha: int = setting(32, "LoRA scaling (alpha)", low=1, flag="--lora-alpha")
     lora_dropout: float = setting(0.0, "dropout on LoRA's input", low=0.0, high=1.0, high_open=True)
     batch_size: int = setting(4, "examples per batch", low=1, flag="--batch-size", ui="Batch size")
     grad_accum: int = setting(1, "batches per optimizer step", low=1, flag="--grad-accum")
-    max_length: int = setting(512, "tokens per example (longer ones are cut)", low=16, unit="tokens",
-                              flag="--max-length", ui="Max tokens per example")
-    checkpoint_every: int = setting(50, "optimizer steps between checkpoints", low=1, flag="--checkpoint-every",
-                                    metavar="STEPS")
+    max_length: int = setting(
+        512,
+        "tokens per example (longer ones are cut)",
+        low=16,
+        unit="tokens",
+        flag="--max-length",
+        ui="Max tokens per example",
+    )
+    checkpoint_every: int = setting(
+        50, "optimizer steps between checkpoints", low=1, flag="--checkpoint-every", metavar="STEPS"
+    )
     weight_decay: float = setting(0.0, "AdamW's weight decay")
     max_grad_norm: float = setting(1.0, "gradient clipping norm (0: no clipping)")
 

@@ -34,8 +34,9 @@ class TrainJob:
     method_reason: str = ""
     preset: str = DEFAULT_PRESET
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
-    seed: int = setting(0, "seeds the split, the data order and the adapter's initial weights", flag="--seed",
-                        ui="Seed")
+    seed: int = setting(
+        0, "seeds the split, the data order and the adapter's initial weights", flag="--seed", ui="Seed"
+    )
     val_fraction: float = setting(0.1, "held out for evaluation (default 0.1)", flag="--val-fraction")
     source: dict[str, Any] = field(default_factory=dict)  # {"kind": "file", "path": ...} or {"kind": "kb", "name": ...}
     data_hash: str = ""

@@ -25,7 +25,8 @@ def load_model(folder: Path, method: str, gradient_checkpointing: bool = True):
     kwargs: dict[str, Any] = {"dtype": torch.float32, "use_safetensors": True}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except (ValueError, KeyError) as exc:
@@ -48,8 +49,14 @@ def add_lora(model, job: TrainJob):
     from peft import LoraConfig, get_peft_model
 
     hp = job.hyperparameters
-    config = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-                        target_modules="all-linear", task_type="CAUSAL_LM", bias="none")
+    config = LoraConfig(
+        r=hp.lora_r,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
     try:
         wrapped = get_peft_model(model, config)
     except ValueError as exc:  # peft: no module matched
@@ -64,7 +71,13 @@ def add_lora(model, job: TrainJob):
 def generate(model, fmt: ChatFormat, messages: list[dict], max_new_tokens: int) -> tuple[str, list[int]]:
     """Greedy answer to ``messages[:-1]``: (text, token ids), stopping at the end-of-turn token."""
     ids = torch.tensor([fmt.prompt_ids(messages)])
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                         do_sample=False, eos_token_id=fmt.end_of_turn_id, pad_token_id=fmt.end_of_turn_id)
-    new = out[0, ids.shape[1]:].tolist()
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=fmt.end_of_turn_id,
+        pad_token_id=fmt.end_of_turn_id,
+    )
+    new = out[0, ids.shape[1] :].tolist()
     return fmt.tokenizer.decode(new, skip_special_tokens=True).strip(), new

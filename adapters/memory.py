@@ -67,8 +67,9 @@ def estimate(base: BaseModel, method: str, hp: Hyperparameters, longest_tokens: 
     return MemoryEstimate(method, peak, weights, activations)
 
 
-def choose_method(requested: str, base: BaseModel, hp: Hyperparameters, longest_tokens: int,
-                  available: int | None = None) -> tuple[str, str, MemoryEstimate]:
+def choose_method(
+    requested: str, base: BaseModel, hp: Hyperparameters, longest_tokens: int, available: int | None = None
+) -> tuple[str, str, MemoryEstimate]:
     """Resolve ``auto`` and check the job fits; returns (method, reason, estimate).
 
     Raises ``InsufficientMemory`` when the chosen method (or, for ``auto``, either) cannot fit.
@@ -79,25 +80,38 @@ def choose_method(requested: str, base: BaseModel, hp: Hyperparameters, longest_
     size = f"{base.n_params / 1e6:.0f}M parameters"
     if requested == "auto":
         if lora.peak_bytes <= LORA_PREFERRED_SHARE * available:
-            method, reason = "lora", (
-                f"plain LoRA: the {size} base fits in memory in full precision (about {lora.gib:.1f} GiB of "
-                f"{available / 2**30:.1f} GiB available); 4-bit NF4 would be slower and save little at this size")
+            method, reason = (
+                "lora",
+                (
+                    f"plain LoRA: the {size} base fits in memory in full precision (about {lora.gib:.1f} GiB of "
+                    f"{available / 2**30:.1f} GiB available); 4-bit NF4 would be slower and save little at this size"
+                ),
+            )
         else:
-            method, reason = "qlora", (
-                f"QLoRA: full precision would need about {lora.gib:.1f} GiB of {available / 2**30:.1f} GiB available; "
-                f"4-bit NF4 needs about {qlora.gib:.1f} GiB")
+            method, reason = (
+                "qlora",
+                (
+                    f"QLoRA: full precision would need about {lora.gib:.1f} GiB "
+                    f"of {available / 2**30:.1f} GiB available; "
+                    f"4-bit NF4 needs about {qlora.gib:.1f} GiB"
+                ),
+            )
     elif requested in ("lora", "qlora"):
         method, reason = requested, f"{'QLoRA (4-bit NF4)' if requested == 'qlora' else 'plain LoRA'}, as asked"
     else:
         raise DomainsmithError(f"unknown method {requested!r}: use auto, qlora or lora")
     chosen = lora if method == "lora" else qlora
     if chosen.peak_bytes > SAFETY * available:
-        hint = " Try --method qlora, a smaller batch or shorter examples." if method == "lora" else (
-            " Try a smaller batch, shorter examples or a smaller base model.")
+        hint = (
+            " Try --method qlora, a smaller batch or shorter examples."
+            if method == "lora"
+            else (" Try a smaller batch, shorter examples or a smaller base model.")
+        )
         raise InsufficientMemory(
             f"this job needs about {chosen.gib:.1f} GiB of memory ({method}, {size}, batch {hp.batch_size}, "
             f"up to {min(longest_tokens, hp.max_length)} tokens per example) but only "
-            f"{available / 2**30:.1f} GiB is available.{hint}")
+            f"{available / 2**30:.1f} GiB is available.{hint}"
+        )
     return method, reason, chosen
 
 

@@ -27,7 +27,7 @@ def mean_loss(model, encoded: list[batching.Encoded], pad_id: int, batch_size: i
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(encoded), batch_size):
-        items = encoded[start:start + batch_size]
+        items = encoded[start : start + batch_size]
         n = sum(1 for e in items for t in e.labels[1:] if t != batching.IGNORE)  # what the shifted loss averages
         total += float(model(**batching.collate(items, pad_id)).loss) * max(n, 1)
         count += max(n, 1)
@@ -35,15 +35,28 @@ def mean_loss(model, encoded: list[batching.Encoded], pad_id: int, batch_size: i
     return total / count
 
 
-def evaluate(model, fmt: batching.ChatFormat, job: TrainJob, val_examples: list[dict], val_set: list, pad_id: int,
-             state: dict[str, Any], emit: Emit) -> dict[str, Any]:
+def evaluate(
+    model,
+    fmt: batching.ChatFormat,
+    job: TrainJob,
+    val_examples: list[dict],
+    val_set: list,
+    pad_id: int,
+    state: dict[str, Any],
+    emit: Emit,
+) -> dict[str, Any]:
     """Validation loss/perplexity before and after, and base vs adapted answers on held-out Q&A."""
     metrics: dict[str, Any] = {}
     before, after = state.get("val_loss_before"), mean_loss(model, val_set, pad_id, job.hyperparameters.batch_size)
     if before is not None and after is not None:
-        metrics.update({"val_loss_before": round(before, 5), "val_loss_after": round(after, 5),
-                        "perplexity_before": round(evaluation.perplexity(before), 3),
-                        "perplexity_after": round(evaluation.perplexity(after), 3)})
+        metrics.update(
+            {
+                "val_loss_before": round(before, 5),
+                "val_loss_after": round(after, 5),
+                "perplexity_before": round(evaluation.perplexity(before), 3),
+                "perplexity_after": round(evaluation.perplexity(after), 3),
+            }
+        )
     questions = [e for e in val_examples if e["kind"] == "chat"][: job.eval_examples]
     if questions:
         emit(Status(message=f"answering {len(questions)} held-out questions with and without the adapter"))
@@ -54,27 +67,38 @@ def evaluate(model, fmt: batching.ChatFormat, job: TrainJob, val_examples: list[
             base = [generate(model, fmt, e["messages"], job.max_new_tokens)[0] for e in questions]
         metrics["answers_base"] = evaluation.answer_scores(base, references)
         metrics["answers_adapted"] = evaluation.answer_scores(adapted, references)
-        metrics["samples"] = [{"question": e["messages"][-2]["content"], "reference": ref, "base": b, "adapted": a}
-                              for e, ref, b, a in list(zip(questions, references, base, adapted, strict=False))[:5]]
+        metrics["samples"] = [
+            {"question": e["messages"][-2]["content"], "reference": ref, "base": b, "adapted": a}
+            for e, ref, b, a in list(zip(questions, references, base, adapted, strict=False))[:5]
+        ]
     return metrics
 
 
-def evaluate_with_retrieval(model, fmt: batching.ChatFormat, job: TrainJob, folder: RunFolder,
-                            emit: Emit) -> dict[str, Any]:
+def evaluate_with_retrieval(
+    model, fmt: batching.ChatFormat, job: TrainJob, folder: RunFolder, emit: Emit
+) -> dict[str, Any]:
     """Base vs adapted on the held-out questions in Chat's prompt, scored as ``eval rag`` scores them
     (``adapters.rag_eval``)."""
     rows = rag_eval.load(folder.rag_eval)
     if not rows:
         return {}
     asked = sum(1 for r in rows if r["messages"])
-    emit(Status(message=f"answering {asked} held-out questions with retrieval on "
-                        f"({job.rag.get('kb', '')}), with and without the adapter"))
+    emit(
+        Status(
+            message=f"answering {asked} held-out questions with retrieval on "
+            f"({job.rag.get('kb', '')}), with and without the adapter"
+        )
+    )
     model.eval()
 
     def replies() -> list[str | None]:
         # The prompt is everything before the last message: an empty assistant turn stands for the reply.
-        return [generate(model, fmt, r["messages"] + [{"role": "assistant", "content": ""}], job.rag_max_new_tokens)[0]
-                if r["messages"] else None for r in rows]
+        return [
+            generate(model, fmt, r["messages"] + [{"role": "assistant", "content": ""}], job.rag_max_new_tokens)[0]
+            if r["messages"]
+            else None
+            for r in rows
+        ]
 
     adapted = replies()
     with model.disable_adapter():

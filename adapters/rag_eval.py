@@ -86,15 +86,17 @@ def expected_keywords(question: str, answer: str, others: Sequence[str] = (), li
     if not candidates:
         return []
     specific = {w for w in candidates if any(c.isdigit() for c in w)} | {
-        w.lower() for w in _NAME.findall(text)}  # numbers and names are the facts
+        w.lower() for w in _NAME.findall(text)
+    }  # numbers and names are the facts
     other_words = [set(words(t)) for t in others]
     rank = {w: (sum(w in o for o in other_words), w not in specific, -len(w)) for w in candidates}
     chosen = set(sorted(candidates, key=rank.__getitem__)[:limit])
     return [w for w in candidates if w in chosen]  # in the answer's order
 
 
-def prepare(kb: Any, train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]], *, k: int, threshold: float,
-            limit: int) -> list[dict[str, Any]]:
+def prepare(
+    kb: Any, train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]], *, k: int, threshold: float, limit: int
+) -> list[dict[str, Any]]:
     """Held-out questions rendered through Chat's retrieval and prompt, ready for the worker."""
     from assistant.prompting import build_messages
     from assistant.retrieval import retrieve, sources_from
@@ -106,15 +108,20 @@ def prepare(kb: Any, train: Sequence[dict[str, Any]], val: Sequence[dict[str, An
         best = answer_source(item.answer, [s.text for s in sources]) if item.answer else None
         holder = sources[best] if best is not None else None
         others = [s.text for s in sources if s is not holder]
-        rows.append({
-            "question": item.question, "reference": item.answer, "unanswerable": holder is None,
-            "keywords": expected_keywords(item.question, item.answer, others) if holder else [],
-            "expected_source": holder.source if holder else None,
-            "relevance": round(retrieval.relevance, 4), "relevant": retrieval.relevant,
-            "sources": [asdict(s) for s in sources],
-            # None: the relevance gate turns the question away and Chat abstains without asking the model
-            "messages": build_messages(item.question, sources) if retrieval.relevant and sources else None,
-        })
+        rows.append(
+            {
+                "question": item.question,
+                "reference": item.answer,
+                "unanswerable": holder is None,
+                "keywords": expected_keywords(item.question, item.answer, others) if holder else [],
+                "expected_source": holder.source if holder else None,
+                "relevance": round(retrieval.relevance, 4),
+                "relevant": retrieval.relevant,
+                "sources": [asdict(s) for s in sources],
+                # None: the relevance gate turns the question away and Chat abstains without asking the model
+                "messages": build_messages(item.question, sources) if retrieval.relevant and sources else None,
+            }
+        )
     return rows
 
 
@@ -132,8 +139,9 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def score(rows: Sequence[dict[str, Any]], replies: dict[str, Sequence[str | None]], embedder,
-          support_threshold: float) -> dict[str, Any]:
+def score(
+    rows: Sequence[dict[str, Any]], replies: dict[str, Sequence[str | None]], embedder, support_threshold: float
+) -> dict[str, Any]:
     """``{"rag_<model>": metrics}`` for each model's replies (one per row, None where not asked), and samples."""
     from assistant.evaluation import QAItem, Tally, answer_metrics
     from assistant.events import Answer, Source
@@ -150,14 +158,23 @@ def score(rows: Sequence[dict[str, Any]], replies: dict[str, Sequence[str | None
                 answer = Answer(ABSTAIN_REPLY, True, [], sources, reason="no passage is relevant enough")
             else:
                 answer = check_reply(reply, row["question"], sources, embedder, support_threshold)
-            item = QAItem(row["question"], tuple(filter(None, [row["expected_source"]])), tuple(row["keywords"]),
-                          row["unanswerable"])
+            item = QAItem(
+                row["question"],
+                tuple(filter(None, [row["expected_source"]])),
+                tuple(row["keywords"]),
+                row["unanswerable"],
+            )
             tally.add_answer(item, answer)
             answers[model].append(answer)
         quoted = sum(a.extractive for a in answers[model]) / len(rows) if rows else 0.0
         out[f"rag_{model}"] = {**answer_metrics(tally), "quoted_passage": round(quoted, 4), "count": len(rows)}
     out["rag_samples"] = [
-        {"question": row["question"], "keywords": row["keywords"], "unanswerable": row["unanswerable"],
-         **{model: answers[model][i].text for model in answers}}
-        for i, row in enumerate(rows[:SAMPLES])]
+        {
+            "question": row["question"],
+            "keywords": row["keywords"],
+            "unanswerable": row["unanswerable"],
+            **{model: answers[model][i].text for model in answers},
+        }
+        for i, row in enumerate(rows[:SAMPLES])
+    ]
     return out

@@ -76,20 +76,34 @@ def prepare_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -> 
         from adapters.grounded import grounded_examples
 
         data.kb = kb = open_kb(request.grounded)
-        data.examples, counts = grounded_examples(kb, data.examples, k=settings.retrieval_k,
-                                                  threshold=settings.relevance_threshold, seed=request.seed)
+        data.examples, counts = grounded_examples(
+            kb, data.examples, k=settings.retrieval_k, threshold=settings.relevance_threshold, seed=request.seed
+        )
         data.source = {**data.source, "grounded": kb.name}
-        data.grounding = (f"grounded in {kb.name}: {counts['cited']} answers cite their source, "
-                          f"{counts['abstain_no_source'] + counts['abstain_removed']} abstain")
+        data.grounding = (
+            f"grounded in {kb.name}: {counts['cited']} answers cite their source, "
+            f"{counts['abstain_no_source'] + counts['abstain_removed']} abstain"
+        )
         if overrides.get("max_length") is None:
             overrides["max_length"] = GROUNDED_MAX_LENGTH
     return data
 
 
-def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any], *, base: str | None = None,
-                preset_name: str = DEFAULT_PRESET, method: str = "auto", seed: int = 0, val_fraction: float = 0.1,
-                overrides: dict[str, Any] | None = None, available_memory: int | None = None,
-                kb: Any | None = None, **job_fields: Any) -> TrainJob:
+def prepare_run(
+    settings: Settings,
+    examples: list[dict],
+    source: dict[str, Any],
+    *,
+    base: str | None = None,
+    preset_name: str = DEFAULT_PRESET,
+    method: str = "auto",
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    overrides: dict[str, Any] | None = None,
+    available_memory: int | None = None,
+    kb: Any | None = None,
+    **job_fields: Any,
+) -> TrainJob:
     """Validate and write a new run folder; returns its job (not started yet).
 
     When ``source`` involves a knowledge base (``{"kind": "kb", "name"}`` or a ``"grounded"``
@@ -105,10 +119,23 @@ def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any]
     longest = max(memory.tokens_from_chars(len(json.dumps(e, ensure_ascii=False))) for e in examples)
     chosen, reason, _estimate = memory.choose_method(method, info, hp, longest, available_memory)
     hp = preset(preset_name, chosen, **(overrides or {}))
-    job = TrainJob(run_id=new_run_id(), base=str(info.path), method=chosen, method_requested=method,
-                   method_reason=reason, preset=preset_name, hyperparameters=hp, seed=seed, val_fraction=val_fraction,
-                   source=source, data_hash=datasets.data_hash(examples), n_train=len(train_set), n_val=len(val_set),
-                   base_cache=str(settings.home / "models" / "base-cache"), **job_fields)
+    job = TrainJob(
+        run_id=new_run_id(),
+        base=str(info.path),
+        method=chosen,
+        method_requested=method,
+        method_reason=reason,
+        preset=preset_name,
+        hyperparameters=hp,
+        seed=seed,
+        val_fraction=val_fraction,
+        source=source,
+        data_hash=datasets.data_hash(examples),
+        n_train=len(train_set),
+        n_val=len(val_set),
+        base_cache=str(settings.home / "models" / "base-cache"),
+        **job_fields,
+    )
     rag_rows = _rag_questions(settings, job, train_set, val_set, kb)
     folder = RunFolder.in_home(settings.home, job.run_id)
     folder.path.mkdir(parents=True)
@@ -120,8 +147,9 @@ def prepare_run(settings: Settings, examples: list[dict], source: dict[str, Any]
     return job
 
 
-def prepare(settings: Settings, request: TrainRequest, open_kb: OpenKB,
-            on_data: Callable[[PreparedData], None] | None = None) -> tuple[TrainJob, PreparedData]:
+def prepare(
+    settings: Settings, request: TrainRequest, open_kb: OpenKB, on_data: Callable[[PreparedData], None] | None = None
+) -> tuple[TrainJob, PreparedData]:
     """``prepare_data`` then ``prepare_run``: the new run's job (not started yet) and its data.
 
     ``on_data`` sees the data before the run is checked and written (the CLI prints its notes then).
@@ -129,9 +157,18 @@ def prepare(settings: Settings, request: TrainRequest, open_kb: OpenKB,
     data = prepare_data(request, open_kb, settings)
     if on_data is not None:
         on_data(data)
-    job = prepare_run(settings, data.examples, data.source, base=request.base or None, preset_name=request.preset,
-                      method=request.method, seed=request.seed, val_fraction=request.val_fraction,
-                      overrides=data.overrides, kb=data.kb)
+    job = prepare_run(
+        settings,
+        data.examples,
+        data.source,
+        base=request.base or None,
+        preset_name=request.preset,
+        method=request.method,
+        seed=request.seed,
+        val_fraction=request.val_fraction,
+        overrides=data.overrides,
+        kb=data.kb,
+    )
     return job, data
 
 
@@ -140,8 +177,9 @@ def _rag_kb_name(source: dict[str, Any]) -> str | None:
     return source.get("grounded") or (source.get("name") if source.get("kind") == "kb" else None)
 
 
-def _rag_questions(settings: Settings, job: TrainJob, train_set: list[dict], val_set: list[dict],
-                   kb: Any | None) -> list[dict[str, Any]]:
+def _rag_questions(
+    settings: Settings, job: TrainJob, train_set: list[dict], val_set: list[dict], kb: Any | None
+) -> list[dict[str, Any]]:
     """Render the held-out questions through Chat's retrieval (sets ``job.rag``); [] without a knowledge base."""
     name = _rag_kb_name(job.source)
     if not name:
@@ -152,11 +190,22 @@ def _rag_questions(settings: Settings, job: TrainJob, train_set: list[dict], val
 
         kb = opened = KnowledgeBase.open(settings, name, create=False)
     try:
-        rows = rag_eval.prepare(kb, train_set, val_set, k=settings.retrieval_k,
-                                threshold=settings.relevance_threshold, limit=job.eval_examples)
-        job.rag = {"kb": kb.name, "questions": len(rows), "k": settings.retrieval_k,
-                   "relevance_threshold": settings.relevance_threshold,
-                   "support_threshold": settings.support_threshold, "embedder": str(kb.embedder.path)}
+        rows = rag_eval.prepare(
+            kb,
+            train_set,
+            val_set,
+            k=settings.retrieval_k,
+            threshold=settings.relevance_threshold,
+            limit=job.eval_examples,
+        )
+        job.rag = {
+            "kb": kb.name,
+            "questions": len(rows),
+            "k": settings.retrieval_k,
+            "relevance_threshold": settings.relevance_threshold,
+            "support_threshold": settings.support_threshold,
+            "embedder": str(kb.embedder.path),
+        }
     finally:
         if opened is not None:
             opened.close()

@@ -40,8 +40,10 @@ def check(gguf: Path, reference: list[dict[str, Any]], min_agreement: float) -> 
         if reference:
             end = reference[0]["end_of_turn"]
             if end not in stop_ids:
-                raise SmokeFailed(f"the exported model's stop token ({sorted(stop_ids)}) is not the chat "
-                                  f"template's end-of-turn token ({end}): it would not stop at end of turn")
+                raise SmokeFailed(
+                    f"the exported model's stop token ({sorted(stop_ids)}) is not the chat "
+                    f"template's end-of-turn token ({end}): it would not stop at end of turn"
+                )
             stop_ids.add(end)
             reply = llm.create_chat_completion(reference[0]["messages"], max_tokens=CHECK_TOKENS, temperature=0.0)
             checks["chat_completion"] = reply["choices"][0]["finish_reason"]
@@ -56,8 +58,10 @@ def check(gguf: Path, reference: list[dict[str, Any]], min_agreement: float) -> 
         checks["greedy_agreement"] = round(agreement, 4)
         checks["stops_at_end_of_turn"] = f"{sum(stops)}/{len(stops)}"
         if agreement < min_agreement:
-            raise SmokeFailed(f"the GGUF's greedy answers agree with the merged model on only {agreement:.0%} of "
-                              f"their tokens (at least {min_agreement:.0%} needed): try a less lossy --quant")
+            raise SmokeFailed(
+                f"the GGUF's greedy answers agree with the merged model on only {agreement:.0%} of "
+                f"their tokens (at least {min_agreement:.0%} needed): try a less lossy --quant"
+            )
         if stops and sum(stops) < len(stops) / 2:
             raise SmokeFailed("the GGUF does not stop at the end of its turn where the merged model does")
         return checks

@@ -65,14 +65,23 @@ def train(job: TrainJob, folder: RunFolder, emit: ev.Emit, should_stop: Callable
     start_step = int(state.get("step", 0))
     if "val_loss_before" not in state:
         state["val_loss_before"] = mean_loss(model, val_set, pad_id, hp.batch_size)
-    emit(ev.Start(total_steps=total_steps, start_step=start_step, method=job.method, train_examples=len(train_set),
-                  val_examples=len(val_set), trainable_params=sum(p.numel() for p in params),
-                  val_loss=state["val_loss_before"], lora_targets=targets))
+    emit(
+        ev.Start(
+            total_steps=total_steps,
+            start_step=start_step,
+            method=job.method,
+            train_examples=len(train_set),
+            val_examples=len(val_set),
+            trainable_params=sum(p.numel() for p in params),
+            val_loss=state["val_loss_before"],
+            lora_targets=targets,
+        )
+    )
 
     timer_start, tokens_done = time.perf_counter(), 0
     for step in range(start_step + 1, total_steps + 1):
         epoch, within = divmod(step - 1, steps_per_epoch)
-        micro = epochs[epoch][within * hp.grad_accum:(within + 1) * hp.grad_accum]
+        micro = epochs[epoch][within * hp.grad_accum : (within + 1) * hp.grad_accum]
         optimizer.zero_grad(set_to_none=True)
         step_loss, real_tokens = 0.0, 0
         for k, indices in enumerate(micro):
@@ -88,14 +97,29 @@ def train(job: TrainJob, folder: RunFolder, emit: ev.Emit, should_stop: Callable
         tokens_done += real_tokens
         steps_done = step - start_step  # in this process
         elapsed = time.perf_counter() - timer_start
-        emit(ev.Step(step=step, total_steps=total_steps, epoch=round(epoch + (within + 1) / steps_per_epoch, 3),
-                     loss=round(step_loss, 5), lr=hp.learning_rate, tokens=real_tokens,
-                     tokens_per_s=round(tokens_done / elapsed, 1),
-                     eta_s=round(elapsed / steps_done * (total_steps - step), 1), batch=[i for b in micro for i in b]))
+        emit(
+            ev.Step(
+                step=step,
+                total_steps=total_steps,
+                epoch=round(epoch + (within + 1) / steps_per_epoch, 3),
+                loss=round(step_loss, 5),
+                lr=hp.learning_rate,
+                tokens=real_tokens,
+                tokens_per_s=round(tokens_done / elapsed, 1),
+                eta_s=round(elapsed / steps_done * (total_steps - step), 1),
+                batch=[i for b in micro for i in b],
+            )
+        )
         if within == steps_per_epoch - 1 and val_set:  # the last step of an epoch
             val_loss = mean_loss(model, val_set, pad_id, hp.batch_size)
-            emit(ev.Eval(step=step, epoch=epoch + 1, val_loss=round(val_loss, 5),
-                         perplexity=round(evaluation.perplexity(val_loss), 3)))
+            emit(
+                ev.Eval(
+                    step=step,
+                    epoch=epoch + 1,
+                    val_loss=round(val_loss, 5),
+                    perplexity=round(evaluation.perplexity(val_loss), 3),
+                )
+            )
         stopping = should_stop()
         if step % hp.checkpoint_every == 0 or step == total_steps or stopping:
             path = save_checkpoint(model, optimizer, folder, step, state)

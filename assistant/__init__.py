@@ -32,7 +32,17 @@ _EXPORTS = {
     **dict.fromkeys(("Answer", "AnswerEvent", "Citation", "Done", "Notice", "Source", "Token"), "assistant.events"),
 }
 
-__all__ = ["Answer", "AnswerEvent", "AskOptions", "Assistant", "Citation", "Done", "Notice", "Source", "Token",
-           "ask_once"]
+__all__ = [
+    "Answer",
+    "AnswerEvent",
+    "AskOptions",
+    "Assistant",
+    "Citation",
+    "Done",
+    "Notice",
+    "Source",
+    "Token",
+    "ask_once",
+]
 
 __getattr__ = lazy_exports(__name__, _EXPORTS, globals())

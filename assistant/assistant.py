@@ -40,8 +40,9 @@ class AskOptions:
 
 
 class Assistant:
-    def __init__(self, settings: Settings, runtime: LlamaRuntime, open_kb: Callable[[str | None], KnowledgeBase],
-                 embedder):
+    def __init__(
+        self, settings: Settings, runtime: LlamaRuntime, open_kb: Callable[[str | None], KnowledgeBase], embedder
+    ):
         self.settings = settings
         self.runtime = runtime
         self.open_kb = open_kb
@@ -63,8 +64,13 @@ class Assistant:
 
     # -- answering -------------------------------------------------------------------------
 
-    def ask(self, question: str, history: Sequence[dict] = (), options: AskOptions = AskOptions(),
-            retrieval: Retrieval | None = None) -> Iterator[AnswerEvent]:
+    def ask(
+        self,
+        question: str,
+        history: Sequence[dict] = (),
+        options: AskOptions = AskOptions(),
+        retrieval: Retrieval | None = None,
+    ) -> Iterator[AnswerEvent]:
         """Answer one question; ``retrieval`` reuses sources already retrieved (compare mode)."""
         started = time.monotonic()
         question, notice = self.check_question(question)
@@ -72,31 +78,47 @@ class Assistant:
             yield notice
         loaded = self.use_model(options.model)
         if not options.use_kb:
-            yield from self._generate(question, prompting.build_messages(question, [], history,
-                                                                         prompting.NO_KB_SYSTEM_PROMPT),
-                                      [], loaded, started, grounded=False)
+            yield from self._generate(
+                question,
+                prompting.build_messages(question, [], history, prompting.NO_KB_SYSTEM_PROMPT),
+                [],
+                loaded,
+                started,
+                grounded=False,
+            )
             return
         if retrieval is None:
             retrieval = self.retrieve(self.searchable_kb(options.kb), question, history, options)
         if not retrieval.relevant:
-            yield from self._abstain(retrieval, loaded.name, started,
-                                     f"no passage is relevant enough (relevance {retrieval.relevance:.2f} "
-                                     f"< {self.settings.relevance_threshold:.2f})")
+            yield from self._abstain(
+                retrieval,
+                loaded.name,
+                started,
+                f"no passage is relevant enough (relevance {retrieval.relevance:.2f} "
+                f"< {self.settings.relevance_threshold:.2f})",
+            )
             return
         sources = sources_from(retrieval.hits)
         budget = prompting.Budget(loaded.context, min(self.settings.max_tokens, loaded.context // 4))
         sources, kept_history, dropped = prompting.fit(question, sources, history, budget, self.runtime.count_tokens)
         if dropped:
-            yield Notice(f"The model's {loaded.context}-token context holds {len(sources)} of the "
-                         f"{len(retrieval.hits)} passages and {len(kept_history)} earlier messages.")
+            yield Notice(
+                f"The model's {loaded.context}-token context holds {len(sources)} of the "
+                f"{len(retrieval.hits)} passages and {len(kept_history)} earlier messages."
+            )
         if not sources:
             yield from self._abstain(retrieval, loaded.name, started, "no passage fits the model's context")
             return
         messages = prompting.build_messages(question, sources, kept_history)
         yield from self._generate(question, messages, sources, loaded, started, grounded=True)
 
-    def compare(self, question: str, models: Sequence[str | None], history: Sequence[dict] = (),
-                options: AskOptions = AskOptions()) -> Iterator[tuple[int, AnswerEvent]]:
+    def compare(
+        self,
+        question: str,
+        models: Sequence[str | None],
+        history: Sequence[dict] = (),
+        options: AskOptions = AskOptions(),
+    ) -> Iterator[tuple[int, AnswerEvent]]:
         """Answer one question with each model in turn over the same retrieved sources.
 
         Yields ``(model index, event)``; one runtime holds one model, so the answers stream one after
@@ -105,7 +127,9 @@ class Assistant:
         question, notice = self.check_question(question)
         if notice is not None:
             yield 0, notice
-        retrieval = self.retrieve(self.searchable_kb(options.kb), question, history, options) if options.use_kb else None
+        retrieval = (
+            self.retrieve(self.searchable_kb(options.kb), question, history, options) if options.use_kb else None
+        )
         for index, model in enumerate(models):
             for event in self.ask(question, history, replace(options, model=model), retrieval):
                 yield index, event
@@ -118,29 +142,47 @@ class Assistant:
         limit = self.settings.max_question_chars
         if len(question) <= limit:
             return question, None
-        return question[:limit], Notice(f"The question was {len(question):,} characters long; only the first "
-                                        f"{limit:,} were used.")
+        return question[:limit], Notice(
+            f"The question was {len(question):,} characters long; only the first {limit:,} were used."
+        )
 
     def searchable_kb(self, name: str | None) -> KnowledgeBase:
         kb = self.open_kb(name)
         if kb.stats()["chunks"] == 0:
-            raise KnowledgeBaseError(f"knowledge base {kb.name!r} is empty: there is nothing to search. "
-                                     "Add documents first (Knowledge Base tab or `python app.py kb add`).")
+            raise KnowledgeBaseError(
+                f"knowledge base {kb.name!r} is empty: there is nothing to search. "
+                "Add documents first (Knowledge Base tab or `python app.py kb add`)."
+            )
         return kb
 
-    def retrieve(self, kb: KnowledgeBase, question: str, history: Sequence[dict] = (),
-                 options: AskOptions = AskOptions()) -> Retrieval:
-        return retrieve(kb, question, history, k=options.k or self.settings.retrieval_k,
-                        threshold=self.settings.relevance_threshold, mode=options.mode)
+    def retrieve(
+        self, kb: KnowledgeBase, question: str, history: Sequence[dict] = (), options: AskOptions = AskOptions()
+    ) -> Retrieval:
+        return retrieve(
+            kb,
+            question,
+            history,
+            k=options.k or self.settings.retrieval_k,
+            threshold=self.settings.relevance_threshold,
+            mode=options.mode,
+        )
 
-    def _generate(self, question: str, messages: list[dict], sources: list[Source], loaded: LoadedModel,
-                  started: float, grounded: bool) -> Iterator[AnswerEvent]:
+    def _generate(
+        self,
+        question: str,
+        messages: list[dict],
+        sources: list[Source],
+        loaded: LoadedModel,
+        started: float,
+        grounded: bool,
+    ) -> Iterator[AnswerEvent]:
         pieces: list[str] = []
         first = None
         model = loaded.name
         max_tokens = min(self.settings.max_tokens, loaded.context // 4) if grounded else self.settings.max_tokens
-        for piece in self.runtime.stream_chat(messages, max_tokens=max_tokens,
-                                              temperature=self.settings.temperature, model=loaded):
+        for piece in self.runtime.stream_chat(
+            messages, max_tokens=max_tokens, temperature=self.settings.temperature, model=loaded
+        ):
             if first is None:
                 first = time.monotonic() - started
             pieces.append(piece)
@@ -157,12 +199,26 @@ class Assistant:
 
     def _abstain(self, retrieval: Retrieval, model: str, started: float, reason: str) -> Iterator[AnswerEvent]:
         yield Token(ABSTAIN_REPLY)
-        yield Done(Answer(ABSTAIN_REPLY, True, [], sources_from(retrieval.hits), reason=reason, model=model,
-                          seconds=time.monotonic() - started, first_token_seconds=time.monotonic() - started))
+        yield Done(
+            Answer(
+                ABSTAIN_REPLY,
+                True,
+                [],
+                sources_from(retrieval.hits),
+                reason=reason,
+                model=model,
+                seconds=time.monotonic() - started,
+                first_token_seconds=time.monotonic() - started,
+            )
+        )
 
 
-def ask_once(assistant: Assistant, question: str, options: AskOptions = AskOptions(),
-             on_token: Callable[[str], None] | None = None) -> Answer:
+def ask_once(
+    assistant: Assistant,
+    question: str,
+    options: AskOptions = AskOptions(),
+    on_token: Callable[[str], None] | None = None,
+) -> Answer:
     """Run ``ask`` to the end; returns the final answer (tokens go to ``on_token``)."""
     answer = None
     for event in assistant.ask(question, (), options):

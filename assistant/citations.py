@@ -38,9 +38,11 @@ def strip_markers(text: str) -> str:
 
 def drop_dangling(text: str, valid: set[int]) -> str:
     """Remove numbers that point to no source from the answer's markers."""
+
     def keep(match: re.Match) -> str:
         numbers = [n.strip() for n in match.group(1).split(",") if int(n) in valid]
         return f" [{', '.join(numbers)}]" if numbers else ""
+
     return MARKER.sub(keep, text)
 
 
@@ -49,7 +51,7 @@ def support_scores(embedder, claims: Sequence[str], passages: Sequence[str]) -> 
     if not claims or not passages:
         return np.zeros((len(claims), len(passages)))
     vectors = embedder.encode(list(claims) + list(passages))
-    cosine = np.clip(vectors[: len(claims)] @ vectors[len(claims):].T, 0.0, 1.0)
+    cosine = np.clip(vectors[: len(claims)] @ vectors[len(claims) :].T, 0.0, 1.0)
     overlap = np.array([[coverage(c, [p]) if key_terms(c) else 0.0 for p in passages] for c in claims])
     return 0.5 * cosine + 0.5 * overlap
 
@@ -74,9 +76,16 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
         score = float(scores[claims.index(claim), numbers.index(n)])
         best[n] = max(best.get(n, 0.0), score)
     citations = [
-        Citation(n=n, document=by_n[n].document, source=by_n[n].source, page=by_n[n].page,
-                 section=by_n[n].section, text=by_n[n].text, supported=best[n] >= threshold,
-                 support=round(best[n], 4))
+        Citation(
+            n=n,
+            document=by_n[n].document,
+            source=by_n[n].source,
+            page=by_n[n].page,
+            section=by_n[n].section,
+            text=by_n[n].text,
+            supported=best[n] >= threshold,
+            support=round(best[n], 4),
+        )
         for n in numbers
     ]
     return CitedAnswer(text.strip(), citations, attributed)

@@ -51,17 +51,20 @@ def load_qa(path: str | Path) -> list[QAItem]:
             row = json.loads(line)
             question = str(row["question"]).strip()
         except (ValueError, KeyError, TypeError):
-            raise InvalidTrainingData("each line must be a JSON object with a \"question\"", path=path,
-                                      line=number) from None
+            raise InvalidTrainingData(
+                'each line must be a JSON object with a "question"', path=path, line=number
+            ) from None
         sources = row.get("sources") or ([row["page"]] if row.get("page") else []) + list(row.get("also") or [])
         if isinstance(sources, str):
             sources = [sources]
         unanswerable = bool(row.get("unanswerable"))
         if not question or (not unanswerable and not sources):
-            raise InvalidTrainingData("a question needs its expected sources, or \"unanswerable\": true",
-                                      path=path, line=number)
-        items.append(QAItem(question, tuple(sources), tuple(row.get("keywords") or ()), unanswerable,
-                            str(row.get("id", number))))
+            raise InvalidTrainingData(
+                'a question needs its expected sources, or "unanswerable": true', path=path, line=number
+            )
+        items.append(
+            QAItem(question, tuple(sources), tuple(row.get("keywords") or ()), unanswerable, str(row.get("id", number)))
+        )
     if not items:
         raise InvalidTrainingData("the question file is empty", path=path)
     return items
@@ -101,8 +104,16 @@ class Tally:
             self.support_hits.append(float(bool(answer.citations) and _has_all(cited, item.keywords)))
 
 
-def evaluate_rag(assistant: Assistant, items: Sequence[QAItem], *, kb: str | None = None, model: str | None = None,
-                 modes: Sequence[str] = ("hybrid", "vector", "keyword"), k: int = 5, answer: bool = True) -> dict:
+def evaluate_rag(
+    assistant: Assistant,
+    items: Sequence[QAItem],
+    *,
+    kb: str | None = None,
+    model: str | None = None,
+    modes: Sequence[str] = ("hybrid", "vector", "keyword"),
+    k: int = 5,
+    answer: bool = True,
+) -> dict:
     knowledge_base = assistant.open_kb(kb)
     report: dict = {"kb": knowledge_base.name, "questions": len(items), "k": k, "modes": {}}
     started = time.monotonic()
@@ -110,8 +121,9 @@ def evaluate_rag(assistant: Assistant, items: Sequence[QAItem], *, kb: str | Non
         tally = Tally()
         options = AskOptions(kb=kb, model=model, mode=mode, k=k)
         for item in items:
-            tally.add_retrieval(item, assistant.retrieve(knowledge_base, item.question, (),
-                                                         AskOptions(mode=mode, k=MRR_DEPTH)), k)
+            tally.add_retrieval(
+                item, assistant.retrieve(knowledge_base, item.question, (), AskOptions(mode=mode, k=MRR_DEPTH)), k
+            )
             if answer:
                 tally.add_answer(item, ask_once(assistant, item.question, options))
         report["modes"][mode] = summarise(tally, answer)
@@ -158,22 +170,29 @@ def calibrate_gate(scores: Sequence[tuple[float, bool]]) -> dict:
         refused = sum(s < threshold for s in unanswerable) / len(unanswerable)
         best = max(best, ((kept + refused) / 2, threshold))
     # Rounded down, so the threshold as shown still keeps the answerable question it was set at.
-    return {"best_threshold": math.floor(best[1] * 1000) / 1000, "balanced_accuracy": round(best[0], 4),
-            "answerable_mean": round(sum(answerable) / len(answerable), 4),
-            "unanswerable_mean": round(sum(unanswerable) / len(unanswerable), 4)}
+    return {
+        "best_threshold": math.floor(best[1] * 1000) / 1000,
+        "balanced_accuracy": round(best[0], 4),
+        "answerable_mean": round(sum(answerable) / len(answerable), 4),
+        "unanswerable_mean": round(sum(unanswerable) / len(unanswerable), 4),
+    }
 
 
 def format_report(report: dict) -> str:
     columns = ["recall@k", "mrr", "keyword_accuracy", "abstention_precision", "abstention_recall", "citation_support"]
-    lines = [f"eval rag on {report['kb']}: {report['questions']} questions, k={report['k']} ({report['seconds']} s)",
-             "mode     " + "  ".join(f"{c:>20}" for c in columns)]
+    lines = [
+        f"eval rag on {report['kb']}: {report['questions']} questions, k={report['k']} ({report['seconds']} s)",
+        "mode     " + "  ".join(f"{c:>20}" for c in columns),
+    ]
     for mode, metrics in report["modes"].items():
         values = ["-" if metrics.get(c) is None else f"{metrics[c]:.3f}" for c in columns]
         lines.append(f"{mode:<8} " + "  ".join(f"{v:>20}" for v in values))
     for mode, metrics in report["modes"].items():
         gate = metrics.get("gate") or {}
         if gate:
-            lines.append(f"gate ({mode}): answerable mean {gate['answerable_mean']:.3f}, unanswerable mean "
-                         f"{gate['unanswerable_mean']:.3f}; best threshold {gate['best_threshold']:.3f} "
-                         f"(balanced accuracy {gate['balanced_accuracy']:.3f})")
+            lines.append(
+                f"gate ({mode}): answerable mean {gate['answerable_mean']:.3f}, unanswerable mean "
+                f"{gate['unanswerable_mean']:.3f}; best threshold {gate['best_threshold']:.3f} "
+                f"(balanced accuracy {gate['balanced_accuracy']:.3f})"
+            )
     return "\n".join(lines)

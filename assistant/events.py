@@ -43,8 +43,15 @@ class Citation:
         return where(self.page, self.section)
 
     def to_json(self) -> dict:
-        return {"n": self.n, "document": self.document, "source": self.source, "page": self.page,
-                "section": self.section, "text": self.text, "supported": self.supported}
+        return {
+            "n": self.n,
+            "document": self.document,
+            "source": self.source,
+            "page": self.page,
+            "section": self.section,
+            "text": self.text,
+            "supported": self.supported,
+        }
 
 
 @dataclass(frozen=True)

@@ -76,13 +76,15 @@ class LlamaRuntime:
             try:
                 # Read into memory, not mmap'ed: a model file overwritten in place while loaded (cp over
                 # it) would otherwise kill the whole app with SIGBUS on the next token.
-                llama = Llama(model_path=str(path), n_ctx=self.context, n_threads=self.threads, verbose=False,
-                              use_mmap=False)
+                llama = Llama(
+                    model_path=str(path), n_ctx=self.context, n_threads=self.threads, verbose=False, use_mmap=False
+                )
                 trained = _trained_context(llama)
                 if trained and trained < self.context:  # never ask for more context than it was trained on
                     llama.close()
-                    llama = Llama(model_path=str(path), n_ctx=trained, n_threads=self.threads, verbose=False,
-                                  use_mmap=False)
+                    llama = Llama(
+                        model_path=str(path), n_ctx=trained, n_threads=self.threads, verbose=False, use_mmap=False
+                    )
             except (ValueError, RuntimeError) as exc:
                 raise ModelNotFound(f"llama.cpp could not load {path.name}: {exc}") from exc
             self._llama = llama
@@ -103,8 +105,15 @@ class LlamaRuntime:
             self._require()
             return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def stream_chat(self, messages: Sequence[dict], *, max_tokens: int, temperature: float = 0.0,
-                    seed: int = 0, model: LoadedModel | None = None) -> Iterator[str]:
+    def stream_chat(
+        self,
+        messages: Sequence[dict],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        model: LoadedModel | None = None,
+    ) -> Iterator[str]:
         """Yield the assistant's reply piece by piece (the lock is held until it ends).
 
         ``model`` makes sure that model answers even when another request switched models between
@@ -115,8 +124,13 @@ class LlamaRuntime:
                 self.load(model.path, model.name)
             llama = self._require()
             stream = llama.create_chat_completion(
-                messages=list(messages), stream=True, max_tokens=max_tokens, temperature=temperature,
-                top_k=1 if temperature == 0 else 40, seed=seed, repeat_penalty=1.1,
+                messages=list(messages),
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_k=1 if temperature == 0 else 40,
+                seed=seed,
+                repeat_penalty=1.1,
             )
             for chunk in stream:
                 piece = chunk["choices"][0]["delta"].get("content")

@@ -67,11 +67,14 @@ def user_message(question: str, sources: Sequence[Source]) -> str:
     return f"Sources:\n{blocks}\n\nQuestion: {question}"
 
 
-def build_messages(question: str, sources: Sequence[Source], history: Sequence[dict] = (),
-                   system_prompt: str = SYSTEM_PROMPT) -> list[dict]:
+def build_messages(
+    question: str, sources: Sequence[Source], history: Sequence[dict] = (), system_prompt: str = SYSTEM_PROMPT
+) -> list[dict]:
     """The chat messages for one grounded question (history already pruned)."""
     messages = [{"role": "system", "content": system_prompt}]
-    messages += [{"role": m["role"], "content": m["content"]} for m in history if m.get("role") in ("user", "assistant")]
+    messages += [
+        {"role": m["role"], "content": m["content"]} for m in history if m.get("role") in ("user", "assistant")
+    ]
     messages.append({"role": "user", "content": user_message(question, sources) if sources else question})
     return messages
 
@@ -87,12 +90,19 @@ class Budget:
 
     def __post_init__(self):
         if self.answer_tokens + self.margin >= self.context // 2:
-            raise ValueError(f"a {self.context}-token context cannot hold a {self.answer_tokens}-token answer "
-                             "plus sources; lower max_tokens")
+            raise ValueError(
+                f"a {self.context}-token context cannot hold a {self.answer_tokens}-token answer "
+                "plus sources; lower max_tokens"
+            )
 
 
-def fit(question: str, sources: Sequence[Source], history: Sequence[dict], budget: Budget,
-        count_tokens: Callable[[str], int]) -> tuple[list[Source], list[dict], bool]:
+def fit(
+    question: str,
+    sources: Sequence[Source],
+    history: Sequence[dict],
+    budget: Budget,
+    count_tokens: Callable[[str], int],
+) -> tuple[list[Source], list[dict], bool]:
     """Keep the best sources and the latest turns that fit the window; True when something was dropped."""
     fixed = count_tokens(SYSTEM_PROMPT) + count_tokens(question) + 16
     room = budget.context - budget.answer_tokens - budget.margin - fixed

@@ -33,5 +33,8 @@ def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, 
 def is_abstention(reply: str) -> bool:
     """True when the model said, in any of its usual words, that the sources hold no answer."""
     text = reply.lower()
-    return ABSTAIN_REPLY.lower().rstrip(".") in text or "do not contain the answer" in text \
+    return (
+        ABSTAIN_REPLY.lower().rstrip(".") in text
+        or "do not contain the answer" in text
         or "does not contain the answer" in text
+    )

@@ -41,8 +41,15 @@ def retrieval_query(question: str, history: Sequence[dict]) -> str:
     return " ".join([*previous, question]).strip()
 
 
-def retrieve(kb: KnowledgeBase, question: str, history: Sequence[dict] = (), *, k: int = 5,
-             threshold: float = 0.50, mode: str = "hybrid") -> Retrieval:
+def retrieve(
+    kb: KnowledgeBase,
+    question: str,
+    history: Sequence[dict] = (),
+    *,
+    k: int = 5,
+    threshold: float = 0.50,
+    mode: str = "hybrid",
+) -> Retrieval:
     query = retrieval_query(question, history)
     results = kb.search_all(query, k=max(k, 10))
     hits = results[mode][:k]
@@ -62,5 +69,16 @@ def retrieve(kb: KnowledgeBase, question: str, history: Sequence[dict] = (), *, 
 
 def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
     """Retrieved passages numbered ``[1]``, ``[2]``... as the prompt offers them."""
-    return [Source(n=i, chunk_id=h.chunk_id, document=h.document, source=h.source, page=h.page,
-                   section=h.section, text=h.text, score=h.score) for i, h in enumerate(hits, start=1)]
+    return [
+        Source(
+            n=i,
+            chunk_id=h.chunk_id,
+            document=h.document,
+            source=h.source,
+            page=h.page,
+            section=h.section,
+            text=h.text,
+            score=h.score,
+        )
+        for i, h in enumerate(hits, start=1)
+    ]

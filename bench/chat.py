@@ -55,8 +55,10 @@ def build_kb(services: Services, root: Path) -> None:
     for event in kb.add([root]):
         if event.status == "done":
             s = event.summary
-            log(f"knowledge base: {len(s.added)} added, {len(s.unchanged)} unchanged, {len(s.failed)} failed "
-                f"({time.monotonic() - started:.0f} s)")
+            log(
+                f"knowledge base: {len(s.added)} added, {len(s.unchanged)} unchanged, {len(s.failed)} failed "
+                f"({time.monotonic() - started:.0f} s)"
+            )
 
 
 def messages_for(services: Services, question: str) -> list[dict]:
@@ -65,8 +67,9 @@ def messages_for(services: Services, question: str) -> list[dict]:
     loaded = assistant.runtime.loaded
     retrieval = assistant.retrieve(services.kb(KB), question)
     budget = prompting.Budget(loaded.context, min(services.settings.max_tokens, loaded.context // 4))
-    sources, history, _ = prompting.fit(question, sources_from(retrieval.hits), [], budget,
-                                        assistant.runtime.count_tokens)
+    sources, history, _ = prompting.fit(
+        question, sources_from(retrieval.hits), [], budget, assistant.runtime.count_tokens
+    )
     return prompting.build_messages(question, sources, history)
 
 
@@ -75,8 +78,9 @@ def direct_stream(llama, messages: list[dict]) -> tuple[float, float, int]:
     started = time.perf_counter()
     first = last = None
     count = 0
-    for chunk in llama.create_chat_completion(messages=messages, stream=True, max_tokens=MAX_TOKENS,
-                                              temperature=0.0, top_k=1, seed=0, repeat_penalty=1.1):
+    for chunk in llama.create_chat_completion(
+        messages=messages, stream=True, max_tokens=MAX_TOKENS, temperature=0.0, top_k=1, seed=0, repeat_penalty=1.1
+    ):
         if chunk["choices"][0]["delta"].get("content"):
             now = time.perf_counter()
             first = first or now
@@ -147,11 +151,13 @@ def cold_and_warm(services: Services, questions: list[str]) -> dict:
         warm.append(time.perf_counter() - started)
         prompt_tokens.append(sum(services.assistant.runtime.count_tokens(x["content"]) for x in m))
     sources = [m[-1]["content"].count('<source n="') for m in messages]
-    return {"prompt_tokens_median": int(statistics.median(prompt_tokens)),
-            "sources_median": statistics.median(sources),
-            "system_prompt_tokens": services.assistant.runtime.count_tokens(prompting.SYSTEM_PROMPT),
-            "ttft_cold_ms": round(statistics.median(cold) * 1000, 1),
-            "ttft_warm_ms": round(statistics.median(warm) * 1000, 1)}
+    return {
+        "prompt_tokens_median": int(statistics.median(prompt_tokens)),
+        "sources_median": statistics.median(sources),
+        "system_prompt_tokens": services.assistant.runtime.count_tokens(prompting.SYSTEM_PROMPT),
+        "ttft_cold_ms": round(statistics.median(cold) * 1000, 1),
+        "ttft_warm_ms": round(statistics.median(warm) * 1000, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +196,8 @@ def render(r: dict) -> str:
         f"  time to first token, llama.cpp direct      {o['ttft_direct_ms']:8.1f} ms",
         f"  time to first token, assistant             {o['ttft_assistant_ms']:8.1f} ms",
         f"  overhead of retrieval + prompting          {o['ttft_overhead_ms']:8.1f} ms   (goal <= 150 ms)",
-        f"  generation tokens/s direct / assistant     {o['tokens_per_s_direct']:.1f} / {o['tokens_per_s_assistant']:.1f}"
+        f"  generation tokens/s direct / assistant     {o['tokens_per_s_direct']:.1f} / "
+        f"{o['tokens_per_s_assistant']:.1f}"
         f"   ratio {o['tokens_per_s_ratio']:.3f}   (goal >= 0.95)",
         f"  five-source answer: {f['prompt_tokens_median']} prompt tokens ({f['sources_median']} sources), "
         f"system prompt {f['system_prompt_tokens']} tokens",
@@ -201,8 +208,10 @@ def render(r: dict) -> str:
         modes = r["eval_rag"]["modes"]
         if {"hybrid", "vector", "keyword"} <= set(modes):
             h, v, k = (modes[m]["recall@k"] for m in ("hybrid", "vector", "keyword"))
-            lines.append(f"hybrid recall@5 {h:.3f} vs vector {v:.3f} and keyword {k:.3f}: "
-                         f"{'hybrid best' if h > max(v, k) else 'hybrid NOT best'}")
+            lines.append(
+                f"hybrid recall@5 {h:.3f} vs vector {v:.3f} and keyword {k:.3f}: "
+                f"{'hybrid best' if h > max(v, k) else 'hybrid NOT best'}"
+            )
     return "\n".join(lines)
 
 

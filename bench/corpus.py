@@ -58,9 +58,7 @@ def is_index_page(relative: Path) -> bool:
     return name in INDEX_PAGES or (len(relative.parts) == 1 and name.startswith("genindex"))
 
 
-def python_docs(
-    cache_dir: Path | None = None, *, include_indexes: bool = False
-) -> tuple[Path, list[Path]]:
+def python_docs(cache_dir: Path | None = None, *, include_indexes: bool = False) -> tuple[Path, list[Path]]:
     """Fetch (once) and return ``(html_root, html_files)`` for the Python 3.11 manual.
 
     ``html_files`` are absolute paths under ``html_root``, sorted by their relative path.

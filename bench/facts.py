@@ -47,8 +47,9 @@ def score(gguf: str, items: list[dict], threads: int) -> list[dict]:
     llm = Llama(model_path=gguf, n_ctx=1024, n_threads=threads, verbose=False)
     out = []
     for item in items:
-        reply = llm.create_chat_completion([{"role": "user", "content": item["question"]}], max_tokens=64,
-                                           temperature=0.0)["choices"][0]["message"]["content"]
+        reply = llm.create_chat_completion(
+            [{"role": "user", "content": item["question"]}], max_tokens=64, temperature=0.0
+        )["choices"][0]["message"]["content"]
         out.append({**item, "reply": reply, "ok": all_keywords(reply, item["keywords"])})
     return out
 
@@ -57,8 +58,9 @@ def score_in_child(gguf: Path, items: list[dict], threads: int) -> list[dict]:
     """A fresh process: llama.cpp's threads crawl beside torch's in a process that trained or merged."""
     spec = WORK / "score-input.json"
     spec.write_text(json.dumps({"gguf": str(gguf), "items": items, "threads": threads}))
-    result = subprocess.run([sys.executable, __file__, "--score", str(spec)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--score", str(spec)], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -93,9 +95,12 @@ def main() -> int:
 
     open_kb = lambda name: KnowledgeBase.open(settings, name, create=False)  # a Q&A file alone opens none
     job, _data = service.prepare(settings, service.TrainRequest(data=str(data)), open_kb)
-    print(f"run {job.run_id}: {job.n_train} trained facts, {job.n_val} held out; preset {job.preset}, "
-          f"{job.method} (lr {job.hyperparameters.learning_rate}, r {job.hyperparameters.lora_r}, "
-          f"{job.hyperparameters.epochs} epochs); {job.method_reason}", flush=True)
+    print(
+        f"run {job.run_id}: {job.n_train} trained facts, {job.n_val} held out; preset {job.preset}, "
+        f"{job.method} (lr {job.hyperparameters.learning_rate}, r {job.hyperparameters.lora_r}, "
+        f"{job.hyperparameters.epochs} epochs); {job.method_reason}",
+        flush=True,
+    )
     started = time.perf_counter()
     train_start = train_end = None
     for event in process.train(settings, job):
@@ -106,8 +111,10 @@ def main() -> int:
             if event.kind == "eval":
                 print(f"  epoch {int(event.epoch):>2}: val loss {event.val_loss:.3f}", flush=True)
         elif event.kind == "step" and event.step % 20 == 0:
-            print(f"  step {event.step}/{event.total_steps}: loss {event.loss:.3f}, {event.tokens_per_s:.0f} tok/s",
-                  flush=True)
+            print(
+                f"  step {event.step}/{event.total_steps}: loss {event.loss:.3f}, {event.tokens_per_s:.0f} tok/s",
+                flush=True,
+            )
         elif event.kind == "failed":
             print(f"training failed: {event.message}\n{event.log_tail}")
             return 1
@@ -117,18 +124,24 @@ def main() -> int:
     t = time.perf_counter()
     record = export(settings, job.run_id)
     export_s = time.perf_counter() - t
-    print(f"exported {record.name} ({record.quant}, {record.size_bytes / 2**20:.0f} MB) in {export_s:.0f} s; "
-          f"greedy agreement with the merged model {record.metrics['smoke_test']['greedy_agreement']:.0%}")
+    print(
+        f"exported {record.name} ({record.quant}, {record.size_bytes / 2**20:.0f} MB) in {export_s:.0f} s; "
+        f"greedy agreement with the merged model {record.metrics['smoke_test']['greedy_agreement']:.0%}"
+    )
 
     run = catalogue.run_dir(settings, job.run_id)
     trained_q = {datasets.question_of(e) for e in datasets.read_examples(run.train)}
     trained = [f for f in facts if f["question"] in trained_q]
     held_out = [f for f in facts if f["question"] not in trained_q]
-    items = ([{"set": "trained", "question": f["question"], "keywords": f["keywords"]} for f in trained]
-             + [{"set": "reworded", "question": f["reworded"], "keywords": f["keywords"]} for f in trained]
-             + [{"set": "held-out", "question": f["question"], "keywords": f["keywords"]} for f in held_out])
-    results = {"base": score_in_child(chat_model_path(), items, args.threads),
-               "tuned": score_in_child(Path(record.file), items, args.threads)}
+    items = (
+        [{"set": "trained", "question": f["question"], "keywords": f["keywords"]} for f in trained]
+        + [{"set": "reworded", "question": f["reworded"], "keywords": f["keywords"]} for f in trained]
+        + [{"set": "held-out", "question": f["question"], "keywords": f["keywords"]} for f in held_out]
+    )
+    results = {
+        "base": score_in_child(chat_model_path(), items, args.threads),
+        "tuned": score_in_child(Path(record.file), items, args.threads),
+    }
 
     def count(model: str, which: str) -> tuple[int, int]:
         rows = [r for r in results[model] if r["set"] == which]
@@ -136,19 +149,28 @@ def main() -> int:
 
     print()
     print(f"{'questions':<22}{'base (Q4_1 shipped)':>22}{'tuned (' + record.quant + ')':>18}")
-    summary: dict = {"run_id": job.run_id, "model": record.name, "training_s": round(training_s, 1),
-                     "train_command_s": round(total_train, 1), "export_s": round(export_s, 1)}
+    summary: dict = {
+        "run_id": job.run_id,
+        "model": record.name,
+        "training_s": round(training_s, 1),
+        "train_command_s": round(total_train, 1),
+        "export_s": round(export_s, 1),
+    }
     for which in ("trained", "reworded", "held-out"):
         (bo, bn), (to, tn) = count("base", which), count("tuned", which)
         print(f"{which:<22}{f'{bo}/{bn}':>22}{f'{to}/{tn} ({to / max(tn, 1):.0%})':>18}")
         summary[which] = {"base": bo, "tuned": to, "total": tn}
-    print(f"\ntraining time {training_s:.0f} s (train command, with model loading and evaluation, "
-          f"{total_train:.0f} s); export {export_s:.0f} s")
+    print(
+        f"\ntraining time {training_s:.0f} s (train command, with model loading and evaluation, "
+        f"{total_train:.0f} s); export {export_s:.0f} s"
+    )
     misses = [r for r in results["tuned"] if not r["ok"] and r["set"] != "held-out"]
     for r in misses:
         print(f"  miss [{r['set']}] {r['question']} -> {r['reply'][:100]!r} (wanted {r['keywords']})")
-    ok = (summary["trained"]["tuned"] >= 0.95 * summary["trained"]["total"]
-          and summary["reworded"]["tuned"] >= 0.80 * summary["reworded"]["total"])
+    ok = (
+        summary["trained"]["tuned"] >= 0.95 * summary["trained"]["total"]
+        and summary["reworded"]["tuned"] >= 0.80 * summary["reworded"]["total"]
+    )
     print(f"goal (>= 95 % trained, >= 80 % reworded): {'met' if ok else 'NOT met'}")
     summary["goal_met"] = ok
     if args.json:

@@ -112,9 +112,11 @@ def corpus_subset(root: Path, files: list[Path], limit: int | None, questions: l
 
 def percentiles_ms(seconds: list[float]) -> dict:
     values = np.asarray(seconds) * 1000.0
-    return {"p50_ms": round(float(np.percentile(values, 50)), 2),
-            "p95_ms": round(float(np.percentile(values, 95)), 2),
-            "n": len(values)}
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "n": len(values),
+    }
 
 
 def perturb(vectors: np.ndarray, rng: np.random.Generator, noise: float = QUERY_NOISE) -> np.ndarray:
@@ -125,8 +127,14 @@ def perturb(vectors: np.ndarray, rng: np.random.Generator, noise: float = QUERY_
     return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
-def neighbour_mixtures(base: np.ndarray, neighbours: np.ndarray, n: int, rng: np.random.Generator,
-                       noise: float = MIX_NOISE, block: int = 10_000) -> np.ndarray:
+def neighbour_mixtures(
+    base: np.ndarray,
+    neighbours: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    noise: float = MIX_NOISE,
+    block: int = 10_000,
+) -> np.ndarray:
     """``n`` unit vectors, each a random convex mix of a real vector and two of its neighbours
     (``neighbours[i]`` holds row numbers of vector i's nearest real vectors), plus noise."""
     parts = []
@@ -135,8 +143,9 @@ def neighbour_mixtures(base: np.ndarray, neighbours: np.ndarray, n: int, rng: np
         first = rng.integers(0, len(base), m)
         others = neighbours[first[:, None], rng.integers(0, neighbours.shape[1], (m, 2))]
         weights = rng.dirichlet((1.0, 1.0, 1.0), m).astype(np.float32)
-        mixed = (weights[:, 0:1] * base[first] + weights[:, 1:2] * base[others[:, 0]]
-                 + weights[:, 2:3] * base[others[:, 1]])
+        mixed = (
+            weights[:, 0:1] * base[first] + weights[:, 1:2] * base[others[:, 0]] + weights[:, 2:3] * base[others[:, 1]]
+        )
         mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
         parts.append(perturb(mixed, rng, noise))
     return np.concatenate(parts) if parts else np.zeros((0, base.shape[1]), dtype=np.float32)
@@ -213,8 +222,9 @@ def step_embedder_alone(kb, ingest: dict, sample: int | None, rng: np.random.Gen
     }
 
 
-def step_corpus_index(kb, question_vectors: np.ndarray, alone: np.ndarray, alone_rows: np.ndarray,
-                      rng: np.random.Generator) -> dict:
+def step_corpus_index(
+    kb, question_vectors: np.ndarray, alone: np.ndarray, alone_rows: np.ndarray, rng: np.random.Generator
+) -> dict:
     index = kb.index
     labels, matrix = index.vectors()
     # Sanity check of step 2: the stored vectors (label = chunk row id, the order of
@@ -232,7 +242,7 @@ def step_corpus_index(kb, question_vectors: np.ndarray, alone: np.ndarray, alone
         "queries": int(len(queries)),
         "recall_at_10": round(recall, 4),
         "recall_questions": round(float(per_query[: len(question_vectors)].mean()), 4),
-        "recall_perturbed": round(float(per_query[len(question_vectors):].mean()), 4),
+        "recall_perturbed": round(float(per_query[len(question_vectors) :].mean()), 4),
         "ef_search": index.ef_search,
         "m": index.m,
         "goal": GOALS["recall"],
@@ -275,8 +285,11 @@ def step_100k(kb, questions: list[dict], rng: np.random.Generator, size: int = B
     from store.vector_index import VectorIndex
 
     settings = kb.settings
-    params = {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction,
-              "ef_search": settings.hnsw_ef_search}
+    params = {
+        "m": settings.hnsw_m,
+        "ef_construction": settings.hnsw_ef_construction,
+        "ef_search": settings.hnsw_ef_search,
+    }
     _, real = kb.index.vectors()
     # Hold out real chunk vectors as queries: real, in-distribution, and not in the 100k index.
     held_out = rng.choice(len(real), size=min(PERTURBED_QUERIES, len(real) // 5), replace=False)
@@ -284,16 +297,20 @@ def step_100k(kb, questions: list[dict], rng: np.random.Generator, size: int = B
     base = real[keep][:size]
     extra = max(size - len(base), 0)
     # Each real vector's 10 nearest real neighbours among the kept ones (row numbers into base).
-    near, _ = VectorIndex.build(kb.embedder.dim, np.arange(len(base), dtype=np.int64), base,
-                                **params).query(base, 11)
+    near, _ = VectorIndex.build(kb.embedder.dim, np.arange(len(base), dtype=np.int64), base, **params).query(base, 11)
     neighbours = near[:, 1:]
     if neighbours.shape[1] == 0:  # a one-chunk corpus (--limit): mix a vector with itself
         neighbours = np.arange(len(base))[:, None]
     texts = [q["question"] for q in questions]
     question_vectors = kb.embedder.encode(texts)
     queries = np.concatenate([question_vectors, real[held_out]])
-    result: dict = {"vectors": len(base) + extra, "real": int(len(base)), "synthetic": int(extra),
-                    "queries": int(len(queries)), "held_out": int(len(held_out))}
+    result: dict = {
+        "vectors": len(base) + extra,
+        "real": int(len(base)),
+        "synthetic": int(extra),
+        "queries": int(len(queries)),
+        "held_out": int(len(held_out)),
+    }
 
     vectors = np.concatenate([base, neighbour_mixtures(base, neighbours, extra, rng)])
     log(f"  building a {len(vectors):,}-vector hnswlib index ({len(base):,} real, {extra:,} neighbour mixtures)")
@@ -326,7 +343,7 @@ def step_100k(kb, questions: list[dict], rng: np.random.Generator, size: int = B
     per_query = recall_at_k(index, queries)
     result["recall_at_10"] = round(float(per_query.mean()), 4)
     result["recall_questions"] = round(float(per_query[: len(question_vectors)].mean()), 4)
-    result["recall_held_out"] = round(float(per_query[len(question_vectors):].mean()), 4)
+    result["recall_held_out"] = round(float(per_query[len(question_vectors) :].mean()), 4)
     result["nn_cosine"] = _nn_cosine(index, vectors, rng)
     result["nn_cosine_real"] = _nn_cosine(kb.index, real, rng)
     del index, vectors
@@ -338,14 +355,16 @@ def step_100k(kb, questions: list[dict], rng: np.random.Generator, size: int = B
     result["stress_nn_cosine"] = _nn_cosine(index, vectors, rng)
     del index, vectors
 
-    result.update({
-        "mix_noise": MIX_NOISE,
-        "iso_noise": ISO_NOISE,
-        "goal_p50_ms": GOALS["p50_100k_ms"],
-        "pass_latency": result["latency"]["p50_ms"] <= GOALS["p50_100k_ms"],
-        "pass_recall": result["recall_at_10"] >= GOALS["recall"],
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-    })
+    result.update(
+        {
+            "mix_noise": MIX_NOISE,
+            "iso_noise": ISO_NOISE,
+            "goal_p50_ms": GOALS["p50_100k_ms"],
+            "pass_latency": result["latency"]["p50_ms"] <= GOALS["p50_100k_ms"],
+            "pass_recall": result["recall_at_10"] >= GOALS["recall"],
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+    )
     return result
 
 
@@ -367,8 +386,14 @@ def run(args: argparse.Namespace) -> dict:
     questions = load_questions(args.questions)
     log("fetching the corpus (bench/.cache, reused when present)")
     root, files = python_docs(args.cache_dir, include_indexes=args.include_indexes)
-    result: dict = {"corpus": {"name": "python3.11-doc HTML manual", "root": str(root), "documents": len(files),
-                               "index_pages_included": args.include_indexes}}
+    result: dict = {
+        "corpus": {
+            "name": "python3.11-doc HTML manual",
+            "root": str(root),
+            "documents": len(files),
+            "index_pages_included": args.include_indexes,
+        }
+    }
     # Other processes on the machine skew every timing: record the load to read them against.
     result["machine"] = {"cpus": os.cpu_count(), "load_at_start": round(os.getloadavg()[0], 2)}
 
@@ -378,10 +403,15 @@ def run(args: argparse.Namespace) -> dict:
         result["corpus"]["ingested"] = args.limit and min(args.limit, len(files)) or len(files)
         settings = Settings.load(home=home)
         kb = KnowledgeBase.open(settings, name="bench")
-        result["settings"] = {"embedder": kb.embedder.name, "chunk_tokens": settings.chunk_tokens,
-                              "chunk_overlap": settings.chunk_overlap, "embed_batch_size": settings.embed_batch_size,
-                              "hnsw_m": settings.hnsw_m, "hnsw_ef_construction": settings.hnsw_ef_construction,
-                              "hnsw_ef_search": settings.hnsw_ef_search}
+        result["settings"] = {
+            "embedder": kb.embedder.name,
+            "chunk_tokens": settings.chunk_tokens,
+            "chunk_overlap": settings.chunk_overlap,
+            "embed_batch_size": settings.embed_batch_size,
+            "hnsw_m": settings.hnsw_m,
+            "hnsw_ef_construction": settings.hnsw_ef_construction,
+            "hnsw_ef_search": settings.hnsw_ef_search,
+        }
         try:
             log(f"1/5 ingesting {result['corpus']['ingested']} documents from {folder}")
             result["ingest"] = step_ingest(kb, folder)
@@ -491,15 +521,25 @@ def render(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Domainsmith ingestion benchmark on the Python 3.11 manual.")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="ingest N documents only (the questions' pages first) for a quick run")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="ingest N documents only (the questions' pages first) for a quick run"
+    )
     parser.add_argument("--skip-100k", action="store_true", help=f"skip the {BIG:,}-vector index step")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--content-only", dest="include_indexes", action="store_false",
-                        help="leave out the 33 index pages (497 documents instead of 530)")
+    parser.add_argument(
+        "--content-only",
+        dest="include_indexes",
+        action="store_false",
+        help="leave out the 33 index pages (497 documents instead of 530)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help="where the corpus is cached (bench/.cache)")
-    parser.add_argument("--baseline-sample", type=int, default=None, metavar="N",
-                        help="time the embedder alone on N randomly chosen chunks instead of all of them")
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="time the embedder alone on N randomly chosen chunks instead of all of them",
+    )
     parser.add_argument("--questions", type=Path, default=QUESTIONS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:

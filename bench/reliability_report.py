@@ -34,50 +34,64 @@ LONG_FUZZ_EXAMPLES = 10_000
 
 # test node id (or its prefix before "[") -> the fault it injects
 FAULTS = {
-    "tests/store/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes":
-        "kill -9 during ingestion (40-file folder)",
-    "tests/adapters/test_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order":
-        "kill -9 during training, then resume",
+    "tests/store/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes": "kill -9 during ingestion (40-file folder)",
+    "tests/adapters/test_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order": "kill -9 during training, then resume",
     "tests/adapters/test_faults_export.py::test_kill_9_during_export": "kill -9 during export",
     "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[delete]": "hnswlib index deleted",
-    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[truncate]":
-        "hnswlib index truncated",
-    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[garbage]":
-        "hnswlib index replaced by garbage",
-    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[stale-sidecar]":
-        "hnswlib index out of date (sidecar)",
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[truncate]": "hnswlib index truncated",
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[garbage]": "hnswlib index replaced by garbage",
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open[stale-sidecar]": "hnswlib index out of date (sidecar)",
     "tests/store/test_knowledge_base.py::test_write_from_another_process_is_noticed": "another process writes the KB",
-    "tests/reliability/test_faults.py::test_database_locked_by_another_process_waits_then_ingests":
-        "SQLite locked by another process (waits)",
-    "tests/reliability/test_faults.py::test_database_locked_too_long_is_a_clear_error_and_nothing_half_written":
-        "SQLite locked past the busy timeout",
+    "tests/reliability/test_faults.py::test_database_locked_by_another_process_waits_then_ingests": "SQLite locked by another process (waits)",
+    "tests/reliability/test_faults.py::test_database_locked_too_long_is_a_clear_error_and_nothing_half_written": "SQLite locked past the busy timeout",
     "tests/reliability/test_faults.py::test_full_disk_during_ingestion": "full disk during ingestion",
     "tests/adapters/test_faults_export.py::test_full_disk_during_export": "full disk during export",
     "tests/reliability/test_faults.py::test_chat_model_deleted_while_loaded": "chat model file deleted while loaded",
-    "tests/reliability/test_faults.py::test_chat_model_overwritten_in_place_while_loaded_does_not_crash":
-        "chat model file overwritten while loaded",
+    "tests/reliability/test_faults.py::test_chat_model_overwritten_in_place_while_loaded_does_not_crash": "chat model file overwritten while loaded",
 }
-SUITE = ["tests/store/test_fuzz_parsers.py", "tests/reliability/test_hostile_input.py", "tests/reliability/test_faults.py",
-         "tests/adapters/test_faults_export.py", "tests/ui/test_http_access.py", "tests/ui/test_concurrency_http.py",
-         "tests/store/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes",
-         "tests/store/test_ingest_failures.py::test_every_bad_file_gets_its_reason_and_the_good_ones_are_added",
-         "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open",
-         "tests/store/test_knowledge_base.py::test_write_from_another_process_is_noticed",
-         "tests/adapters/test_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order",
-         "tests/store/test_parsing.py::test_html_deep_nesting", "tests/store/test_parsing.py::test_docx_zip_bomb",
-         "tests/store/test_uploads.py::test_stage_upload_stays_inside_the_uploads_folder",
-         "tests/assistant/test_chat.py::test_planted_instruction_is_not_obeyed"]
-HOSTILE = ("tests/reliability/test_hostile_input.py", "tests/store/test_ingest_failures.py::test_every_bad_file",
-           "tests/store/test_parsing.py::test_html_deep_nesting", "tests/store/test_parsing.py::test_docx_zip_bomb",
-           "tests/store/test_uploads.py::", "tests/assistant/test_chat.py::test_planted")
+SUITE = [
+    "tests/store/test_fuzz_parsers.py",
+    "tests/reliability/test_hostile_input.py",
+    "tests/reliability/test_faults.py",
+    "tests/adapters/test_faults_export.py",
+    "tests/ui/test_http_access.py",
+    "tests/ui/test_concurrency_http.py",
+    "tests/store/test_ingest_failures.py::test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes",
+    "tests/store/test_ingest_failures.py::test_every_bad_file_gets_its_reason_and_the_good_ones_are_added",
+    "tests/store/test_knowledge_base.py::test_missing_or_corrupt_index_is_rebuilt_on_open",
+    "tests/store/test_knowledge_base.py::test_write_from_another_process_is_noticed",
+    "tests/adapters/test_training.py::test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order",
+    "tests/store/test_parsing.py::test_html_deep_nesting",
+    "tests/store/test_parsing.py::test_docx_zip_bomb",
+    "tests/store/test_uploads.py::test_stage_upload_stays_inside_the_uploads_folder",
+    "tests/assistant/test_chat.py::test_planted_instruction_is_not_obeyed",
+]
+HOSTILE = (
+    "tests/reliability/test_hostile_input.py",
+    "tests/store/test_ingest_failures.py::test_every_bad_file",
+    "tests/store/test_parsing.py::test_html_deep_nesting",
+    "tests/store/test_parsing.py::test_docx_zip_bomb",
+    "tests/store/test_uploads.py::",
+    "tests/assistant/test_chat.py::test_planted",
+)
 
 
 def run_suite(log: Path, junit: Path, long: bool, extra: list[str]) -> int:
     env = {**os.environ, LOG_ENV: str(log), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     if long:
         env["DOMAINSMITH_FUZZ_EXAMPLES"] = str(LONG_FUZZ_EXAMPLES)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEx", f"--junitxml={junit}",
-               *SUITE, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rfEx",
+        f"--junitxml={junit}",
+        *SUITE,
+        *extra,
+    ]
     print("running:", " ".join(command[3:7]), f"... ({len(SUITE)} targets)", file=sys.stderr, flush=True)
     return subprocess.run(command, cwd=ROOT, env=env, stdout=sys.stderr).returncode
 
@@ -123,9 +137,16 @@ def build_report(results: dict[str, tuple[str, str]], rows: list[dict]) -> dict:
     access = {k: v for row in by_kind["access"] for k, v in row.items() if k not in ("kind", "time")}
     failed_tests = sorted(n for n, (s, _) in results.items() if s in ("failed", "error"))
     lost = sum(lost_by_fault.values())
-    return {"faults": faults, "fuzz": fuzz, "hostile": hostile, "concurrency": concurrency, "access": access,
-            "data_lost": lost, "failed_tests": failed_tests,
-            "ok": not failed_tests and lost == 0 and all(f["outcome"] == "passed" for f in faults)}
+    return {
+        "faults": faults,
+        "fuzz": fuzz,
+        "hostile": hostile,
+        "concurrency": concurrency,
+        "access": access,
+        "data_lost": lost,
+        "failed_tests": failed_tests,
+        "ok": not failed_tests and lost == 0 and all(f["outcome"] == "passed" for f in faults),
+    }
 
 
 def render(report: dict, seconds: float) -> str:
@@ -140,24 +161,29 @@ def render(report: dict, seconds: float) -> str:
     for parser, row in sorted(report["fuzz"].items()):
         typed = sum(row.get("typed_errors", {}).values())
         other = row["inputs"] - row["parsed"] - typed
-        out.append(f"{parser:<10} {row['inputs']:>12,} {row['parsed']:>8,} {typed:>13,} {other:>6} "
-                   f"{row['max_seconds']:>7.2f}s")
+        out.append(
+            f"{parser:<10} {row['inputs']:>12,} {row['parsed']:>8,} {typed:>13,} {other:>6} {row['max_seconds']:>7.2f}s"
+        )
     total = sum(row["inputs"] for row in report["fuzz"].values())
     out += [f"{'total':<10} {total:>12,}", ""]
     hostile = report["hostile"]
     out.append(f"Hostile-input checks passed: {sum(s == 'passed' for s in hostile.values())}/{len(hostile)}")
     conc = report["concurrency"]
     if conc:
-        out.append(f"Concurrent requests served: {conc['requests']} ({conc['chats']} streaming chats, "
-                   f"{conc['uploads']} upload, {conc['searches']} searches) in {conc['seconds']} s, "
-                   f"errors: {conc['errors']}")
+        out.append(
+            f"Concurrent requests served: {conc['requests']} ({conc['chats']} streaming chats, "
+            f"{conc['uploads']} upload, {conc['searches']} searches) in {conc['seconds']} s, "
+            f"errors: {conc['errors']}"
+        )
     else:
         out.append("Concurrent requests served: not measured (the test did not run)")
     access = report["access"]
     if access:
         open_routes = access.get("open_without_login", [])
-        out.append(f"HTTP routes checked without a login: {access.get('routes', '?')}, answered anyway: "
-                   f"{len(open_routes)}; listening on: {', '.join(access.get('bind', [])) or '?'}")
+        out.append(
+            f"HTTP routes checked without a login: {access.get('routes', '?')}, answered anyway: "
+            f"{len(open_routes)}; listening on: {', '.join(access.get('bind', [])) or '?'}"
+        )
     out.append(f"Data lost (committed documents or models missing or changed after a fault): {report['data_lost']}")
     if report["failed_tests"]:
         out += ["", "FAILED: " + ", ".join(report["failed_tests"])]

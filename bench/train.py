@@ -40,9 +40,14 @@ QUANTS = ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0")
 
 def qa_examples() -> list[dict]:
     rows = [json.loads(line) for line in FACTS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"kind": "chat", "origin": f"facts:{i}", "messages": [{"role": "user", "content": r["question"]},
-                                                                  {"role": "assistant", "content": r["answer"]}]}
-            for i, r in enumerate(rows, start=1)]
+    return [
+        {
+            "kind": "chat",
+            "origin": f"facts:{i}",
+            "messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}],
+        }
+        for i, r in enumerate(rows, start=1)
+    ]
 
 
 def vm_hwm(pid: int) -> int:
@@ -62,8 +67,14 @@ def ours(settings, method: str, epochs: int) -> dict:
     from adapters import catalogue, events, service
     from adapters.process import TrainingProcess
 
-    job = service.prepare_run(settings, qa_examples(), {"kind": "bench"}, method=method, val_fraction=0.0,
-                              overrides={"epochs": epochs, "checkpoint_every": 10_000})
+    job = service.prepare_run(
+        settings,
+        qa_examples(),
+        {"kind": "bench"},
+        method=method,
+        val_fraction=0.0,
+        overrides={"epochs": epochs, "checkpoint_every": 10_000},
+    )
     process = TrainingProcess(settings, job.run_id)
     peak, last = 0, None
     for event in process.events():
@@ -74,9 +85,17 @@ def ours(settings, method: str, epochs: int) -> dict:
             raise SystemExit(f"{method} training failed: {event.message}\n{event.log_tail}")
     steps = [e for e in catalogue.read_events(catalogue.run_dir(settings, job.run_id)) if isinstance(e, events.Step)]
     seconds = steps[-1].time - steps[0].time + steps[0].tokens / max(steps[0].tokens_per_s, 1e-9)
-    return {"method": method, "run_id": job.run_id, "steps": len(steps), "real_tokens": sum(e.tokens for e in steps),
-            "seconds": round(seconds, 1), "tokens_per_s": last.tokens_per_s, "peak_rss": peak,
-            "final_loss": last.loss, "s_per_step": round(seconds / len(steps), 2)}
+    return {
+        "method": method,
+        "run_id": job.run_id,
+        "steps": len(steps),
+        "real_tokens": sum(e.tokens for e in steps),
+        "seconds": round(seconds, 1),
+        "tokens_per_s": last.tokens_per_s,
+        "peak_rss": peak,
+        "final_loss": last.loss,
+        "s_per_step": round(seconds / len(steps), 2),
+    }
 
 
 # -- 2. the cookbook recipe (child process) ------------------------------------------------------
@@ -89,26 +108,43 @@ def cookbook(folder: str, epochs: int) -> dict:
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
-                                             task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     rows = []
     for example in qa_examples():
         text = tokenizer.apply_chat_template(example["messages"], tokenize=False)
         enc = tokenizer(text, padding="max_length", truncation=True, max_length=COOKBOOK_LENGTH, return_tensors="pt")
         ids, mask = enc["input_ids"][0], enc["attention_mask"][0]
         rows.append({"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)})
-    args = TrainingArguments(output_dir=str(WORK / "cookbook-out"), per_device_train_batch_size=4,
-                             num_train_epochs=epochs, learning_rate=1e-3, lr_scheduler_type="constant",
-                             logging_steps=10_000, save_strategy="no", report_to=[], use_cpu=True,
-                             dataloader_num_workers=0, seed=0, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(WORK / "cookbook-out"),
+        per_device_train_batch_size=4,
+        num_train_epochs=epochs,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=0,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
     real = epochs * sum(int(r["attention_mask"].sum()) for r in rows)
-    return {"method": f"cookbook Trainer, padded to {COOKBOOK_LENGTH}", "real_tokens": real,
-            "seconds": round(seconds, 1), "tokens_per_s": round(real / seconds, 1), "peak_rss": vm_hwm(os.getpid()),
-            "steps": trainer.state.global_step, "s_per_step": round(seconds / max(trainer.state.global_step, 1), 2)}
+    return {
+        "method": f"cookbook Trainer, padded to {COOKBOOK_LENGTH}",
+        "real_tokens": real,
+        "seconds": round(seconds, 1),
+        "tokens_per_s": round(real / seconds, 1),
+        "peak_rss": vm_hwm(os.getpid()),
+        "steps": trainer.state.global_step,
+        "s_per_step": round(seconds / max(trainer.state.global_step, 1), 2),
+    }
 
 
 # -- 3. quant table (each GGUF measured in a child process) ----------------------------------------
@@ -124,7 +160,7 @@ def measure_gguf(path: str, threads: int) -> dict:
         tokens = llm.tokenize(text.encode(), add_bos=False)[:limit]
         nll, count = 0.0, 0
         for start in range(0, len(tokens) - 1, 512):
-            chunk = tokens[start:start + 512]
+            chunk = tokens[start : start + 512]
             if len(chunk) < 2:
                 break
             llm.reset()
@@ -141,8 +177,11 @@ def measure_gguf(path: str, threads: int) -> dict:
     ppl_prose, n_prose = perplexity(prose)
     ppl_domain, _ = perplexity(domain)
     llm.reset()
-    prompt = llm.tokenize(b"<|im_start|>user\nTell me about water turbines.<|im_end|>\n<|im_start|>assistant\n",
-                          add_bos=False, special=True)
+    prompt = llm.tokenize(
+        b"<|im_start|>user\nTell me about water turbines.<|im_end|>\n<|im_start|>assistant\n",
+        add_bos=False,
+        special=True,
+    )
     llm.eval(prompt)
     start, generated = time.perf_counter(), 0
     for _token in llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0, reset=False):
@@ -150,8 +189,12 @@ def measure_gguf(path: str, threads: int) -> dict:
         if generated >= 128:
             break
     speed = generated / (time.perf_counter() - start)
-    return {"ppl_prose": round(ppl_prose, 3), "prose_tokens": n_prose, "ppl_domain": round(ppl_domain, 3),
-            "gen_tokens_per_s": round(speed, 1)}
+    return {
+        "ppl_prose": round(ppl_prose, 3),
+        "prose_tokens": n_prose,
+        "ppl_domain": round(ppl_domain, 3),
+        "gen_tokens_per_s": round(speed, 1),
+    }
 
 
 def child(mode: str, *args: str) -> dict:
@@ -174,12 +217,24 @@ def quant_table(settings, run_id: str, threads: int) -> list[dict]:
     rows = []
     f16 = export.convert(hf, out, "f16")
     for quant in QUANTS:
-        path = f16 if quant == "f16" else (export.convert(hf, out, quant) if quant in export.CONVERTER_TYPES
-                                           else export.quantize(f16, out / f"model-{quant}.gguf", quant))
+        path = (
+            f16
+            if quant == "f16"
+            else (
+                export.convert(hf, out, quant)
+                if quant in export.CONVERTER_TYPES
+                else export.quantize(f16, out / f"model-{quant}.gguf", quant)
+            )
+        )
         rows.append({"quant": quant, "size_bytes": path.stat().st_size, **child("measure", str(path), str(threads))})
     shipped = chat_model_path()
-    rows.append({"quant": "Q4_1 (shipped base)", "size_bytes": shipped.stat().st_size,
-                 **child("measure", str(shipped), str(threads))})
+    rows.append(
+        {
+            "quant": "Q4_1 (shipped base)",
+            "size_bytes": shipped.stat().st_size,
+            **child("measure", str(shipped), str(threads)),
+        }
+    )
     return rows
 
 
@@ -203,9 +258,11 @@ def main() -> int:
     home = WORK / "home"
     shutil.rmtree(runs_root(home), ignore_errors=True)
     settings = Settings.load(home=home)
-    print("SmolLM2-135M-Instruct, 30 Q&A pairs, batch 4, LoRA r 16 / alpha 32 on all linear projections, "
-          f"{args.epochs} epochs; threads: torch {os.cpu_count()}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}",
-          flush=True)
+    print(
+        "SmolLM2-135M-Instruct, 30 Q&A pairs, batch 4, LoRA r 16 / alpha 32 on all linear projections, "
+        f"{args.epochs} epochs; threads: torch {os.cpu_count()}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}",
+        flush=True,
+    )
     lora = ours(settings, "lora", args.epochs)
     print(f"  ours, plain LoRA: {lora['tokens_per_s']:.0f} real tok/s", flush=True)
     qlora = ours(settings, "qlora", args.epochs)
@@ -217,20 +274,29 @@ def main() -> int:
     print(f"\n{'training':<36}{'real tok/s':>11}{'s/step':>8}{'peak RSS':>10}{'final loss':>11}")
     for row in (lora, qlora, book):
         loss = f"{row['final_loss']:.3f}" if "final_loss" in row else "-"
-        print(f"{row['method']:<36}{row['tokens_per_s']:>11.1f}{row['s_per_step']:>8.2f}"
-              f"{row['peak_rss'] / 2**30:>8.2f} G{loss:>11}")
+        print(
+            f"{row['method']:<36}{row['tokens_per_s']:>11.1f}{row['s_per_step']:>8.2f}"
+            f"{row['peak_rss'] / 2**30:>8.2f} G{loss:>11}"
+        )
     print(f"ratio, our plain LoRA vs the cookbook recipe (real tokens/s): {ratio:.2f}x (goal >= 2.0)")
-    print(f"ratio, our QLoRA vs our plain LoRA: {qlora['tokens_per_s'] / lora['tokens_per_s']:.2f}x speed, "
-          f"{qlora['peak_rss'] / lora['peak_rss']:.2f}x peak RSS", flush=True)
+    print(
+        f"ratio, our QLoRA vs our plain LoRA: {qlora['tokens_per_s'] / lora['tokens_per_s']:.2f}x speed, "
+        f"{qlora['peak_rss'] / lora['peak_rss']:.2f}x peak RSS",
+        flush=True,
+    )
 
     table = quant_table(settings, lora["run_id"], args.threads)
     f16 = next(r for r in table if r["quant"] == "f16")
-    print(f"\n{'quant':<22}{'size':>9}{'ppl prose':>11}{'vs f16':>8}{'ppl facts':>11}{'gen tok/s':>11}"
-          f"   ({f16['prose_tokens']} prose tokens, {args.threads} llama.cpp thread(s))")
+    print(
+        f"\n{'quant':<22}{'size':>9}{'ppl prose':>11}{'vs f16':>8}{'ppl facts':>11}{'gen tok/s':>11}"
+        f"   ({f16['prose_tokens']} prose tokens, {args.threads} llama.cpp thread(s))"
+    )
     for r in table:
-        print(f"{r['quant']:<22}{r['size_bytes'] / 2**20:>7.1f} M{r['ppl_prose']:>11.2f}"
-              f"{(r['ppl_prose'] / f16['ppl_prose'] - 1) * 100:>7.1f}%{r['ppl_domain']:>11.2f}"
-              f"{r['gen_tokens_per_s']:>11.1f}")
+        print(
+            f"{r['quant']:<22}{r['size_bytes'] / 2**20:>7.1f} M{r['ppl_prose']:>11.2f}"
+            f"{(r['ppl_prose'] / f16['ppl_prose'] - 1) * 100:>7.1f}%{r['ppl_domain']:>11.2f}"
+            f"{r['gen_tokens_per_s']:>11.1f}"
+        )
     if args.json:
         print(json.dumps({"lora": lora, "qlora": qlora, "cookbook": book, "ratio": round(ratio, 3), "quants": table}))
     return 0

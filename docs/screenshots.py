@@ -23,9 +23,11 @@ from tests.browser import browser_page, running_app  # noqa: E402
 
 def documents(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return [factories.make_pdf(folder / "turbine-manual.pdf", pages=4),
-            factories.make_docx(folder / "pump-handbook.docx"),
-            factories.make_markdown(folder / "maintenance-notes.md")]
+    return [
+        factories.make_pdf(folder / "turbine-manual.pdf", pages=4),
+        factories.make_docx(folder / "pump-handbook.docx"),
+        factories.make_markdown(folder / "maintenance-notes.md"),
+    ]
 
 
 def shoot(out: Path, train: bool = True) -> list[Path]:
@@ -60,8 +62,9 @@ def shoot(out: Path, train: bool = True) -> list[Path]:
             if train:
                 page.get_by_label("quick").check()
                 page.locator("#ds-train").click()
-                expect(page.locator("#ds-progress .ds-progress")).to_have_attribute("data-status", "done",
-                                                                                   timeout=1_800_000)
+                expect(page.locator("#ds-progress .ds-progress")).to_have_attribute(
+                    "data-status", "done", timeout=1_800_000
+                )
                 expect(page.locator("#ds-eval")).to_contain_text("validation loss")
             shots.append(_save(page, out / "fine-tune.png"))
     return shots

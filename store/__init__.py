@@ -55,10 +55,22 @@ _EXPORTS = {
 }
 
 __all__ = [  # what _EXPORTS names, for `from store import *` and linters
-    "KnowledgeBase", "list_knowledge_bases", "SEARCH_MODES", "Settings",
-    "Document", "IngestEvent", "IngestSummary", "SearchHit",
-    "ModelRecord", "ModelRegistry", "open_registry", "resolve_model", "SessionStore",
-    "open_db", "write_transaction", "DomainsmithError",
+    "KnowledgeBase",
+    "list_knowledge_bases",
+    "SEARCH_MODES",
+    "Settings",
+    "Document",
+    "IngestEvent",
+    "IngestSummary",
+    "SearchHit",
+    "ModelRecord",
+    "ModelRegistry",
+    "open_registry",
+    "resolve_model",
+    "SessionStore",
+    "open_db",
+    "write_transaction",
+    "DomainsmithError",
 ]
 
 __getattr__ = lazy_exports(__name__, _EXPORTS, globals())

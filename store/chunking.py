@@ -205,7 +205,4 @@ def _pack_spans(spans: list[_Span], budget: int) -> list[tuple[int, int, int]]:
 def _cut_characters(start: int, end: int, tokens: int, budget: int) -> list[_Span]:
     pieces = -(-tokens // budget)
     step = max(1, -(-(end - start) // pieces))
-    return [
-        _Span(s, min(s + step, end), min(budget, tokens))
-        for s in range(start, end, step)
-    ]
+    return [_Span(s, min(s + step, end), min(budget, tokens)) for s in range(start, end, step)]

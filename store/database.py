@@ -105,9 +105,11 @@ def write_error(exc: sqlite3.Error, doing: str) -> KnowledgeBaseError:
     if "locked" in text or "busy" in text:
         return KnowledgeBaseError(
             f"the database stayed locked by another program for over {BUSY_TIMEOUT_S} s while {doing}; "
-            "nothing was written: try again when the other program has finished")
+            "nothing was written: try again when the other program has finished"
+        )
     if "full" in text or "disk i/o" in text:
         return KnowledgeBaseError(
             f"the disk is full (or failing) while {doing}: nothing of it was written, and what was saved "
-            f"before is intact. Free some space and run it again ({exc})")
+            f"before is intact. Free some space and run it again ({exc})"
+        )
     return KnowledgeBaseError(f"could not write to the database while {doing}: {exc}")

@@ -33,8 +33,11 @@ class IndexKeeper:
         self.name = name
         self.dim = dim
         self.path = path
-        self.params = {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction,
-                       "ef_search": settings.hnsw_ef_search}
+        self.params = {
+            "m": settings.hnsw_m,
+            "ef_construction": settings.hnsw_ef_construction,
+            "ef_search": settings.hnsw_ef_search,
+        }
         self._index: VectorIndex | None = None
         self._generation = -1
         # One connection serves every thread of the process: writes and index swaps take turns.
@@ -74,8 +77,9 @@ class IndexKeeper:
             try:
                 self._index.save(self.path, self._generation)
             except OSError as exc:
-                log.warning("could not save the vector index of %r (%s); it will be rebuilt when next opened",
-                            self.name, exc)
+                log.warning(
+                    "could not save the vector index of %r (%s); it will be rebuilt when next opened", self.name, exc
+                )
 
     @contextlib.contextmanager
     def writing(self, doing: str) -> Iterator[None]:

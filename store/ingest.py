@@ -112,9 +112,7 @@ def prepare(candidate: Candidate, chunker: Chunker, limits: ParseLimits, known: 
     try:
         size = candidate.path.stat().st_size
         if size > limits.max_file_bytes:
-            raise FileTooLarge(
-                f"the file is {size / 1e6:.1f} MB, over the {limits.max_file_bytes / 1e6:.0f} MB limit"
-            )
+            raise FileTooLarge(f"the file is {size / 1e6:.1f} MB, over the {limits.max_file_bytes / 1e6:.0f} MB limit")
         digest = file_hash(candidate.path)
     except OSError as exc:
         return Prepared(candidate, "", 0, error=f"cannot read the file: {exc.strerror or exc}")
@@ -153,11 +151,19 @@ def settle(item: Prepared, summary: IngestSummary, doc_id: str, done: int, total
     source = item.candidate.source
     if item.unchanged:
         summary.unchanged.append(source)
-        return IngestEvent("unchanged", path=str(item.candidate.path), source=source, doc_id=doc_id,
-                           reason="unchanged since it was added", done=done, total=total)
+        return IngestEvent(
+            "unchanged",
+            path=str(item.candidate.path),
+            source=source,
+            doc_id=doc_id,
+            reason="unchanged since it was added",
+            done=done,
+            total=total,
+        )
     summary.failed.append((source, item.error or "failed"))
-    return IngestEvent("failed", path=str(item.candidate.path), source=source, reason=item.error or "",
-                       done=done, total=total)
+    return IngestEvent(
+        "failed", path=str(item.candidate.path), source=source, reason=item.error or "", done=done, total=total
+    )
 
 
 _DONE = object()

@@ -31,11 +31,14 @@ def text_hash(text: str) -> str:
 
 def knowledge_bases(db: Database) -> list[dict]:
     """Every knowledge base with its document and chunk counts, by name."""
-    return list(db.query(
-        """SELECT k.name, k.embedder, k.created_at,
+    return list(
+        db.query(
+            """SELECT k.name, k.embedder, k.created_at,
            (SELECT count(*) FROM documents d WHERE d.kb_id = k.id) AS documents,
            (SELECT count(*) FROM chunks c WHERE c.kb_id = k.id) AS chunks
-           FROM knowledge_bases k ORDER BY k.name"""))
+           FROM knowledge_bases k ORDER BY k.name"""
+        )
+    )
 
 
 def knowledge_base(db: Database, name: str) -> dict | None:
@@ -44,8 +47,9 @@ def knowledge_base(db: Database, name: str) -> dict | None:
     return found[0] if found else None
 
 
-def create_knowledge_base(db: Database, name: str, embedder: str, dim: int, chunk_tokens: int,
-                          chunk_overlap: int) -> None:
+def create_knowledge_base(
+    db: Database, name: str, embedder: str, dim: int, chunk_tokens: int, chunk_overlap: int
+) -> None:
     """Insert a knowledge base row unless one with this name exists (another process may have won)."""
     db.execute(
         """INSERT OR IGNORE INTO knowledge_bases
@@ -88,21 +92,35 @@ def document(db: Database, kb_id: int, doc_id: str) -> Document | None:
 
 
 def to_document(r: sqlite3.Row) -> Document:
-    return Document(id=r["id"], name=r["name"], source=r["source"], kind=r["kind"], pages=r["pages"],
-                    chunks=r["chunk_count"], size_bytes=r["size_bytes"], added_at=r["added_at"],
-                    content_hash=r["content_hash"], title=r["title"])
+    return Document(
+        id=r["id"],
+        name=r["name"],
+        source=r["source"],
+        kind=r["kind"],
+        pages=r["pages"],
+        chunks=r["chunk_count"],
+        size_bytes=r["size_bytes"],
+        added_at=r["added_at"],
+        content_hash=r["content_hash"],
+        title=r["title"],
+    )
 
 
 def content_hashes(db: Database, kb_id: int) -> dict[str, str]:
     """origin -> content hash of every document stored (to skip files unchanged since)."""
-    return {r["origin"]: r["content_hash"]
-            for r in rows(db, "SELECT origin, content_hash FROM documents WHERE kb_id = ?", [kb_id])}
+    return {
+        r["origin"]: r["content_hash"]
+        for r in rows(db, "SELECT origin, content_hash FROM documents WHERE kb_id = ?", [kb_id])
+    }
 
 
 def same_content(db: Database, kb_id: int, content_hash: str, origin: str) -> str | None:
     """The source of another document with this content, if there is one."""
-    found = row(db, "SELECT source FROM documents WHERE kb_id = ? AND content_hash = ? AND origin != ?",
-                [kb_id, content_hash, origin])
+    found = row(
+        db,
+        "SELECT source FROM documents WHERE kb_id = ? AND content_hash = ? AND origin != ?",
+        [kb_id, content_hash, origin],
+    )
     return None if found is None else found["source"]
 
 
@@ -112,20 +130,45 @@ def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vecto
     db.execute(
         """INSERT INTO documents (id, kb_id, origin, source, name, title, kind, pages, size_bytes,
            content_hash, chunk_count, text, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-        [doc_id, kb_id, candidate.origin, candidate.source, candidate.path.name, item.title, item.kind,
-         item.pages, item.size_bytes, item.content_hash, len(item.chunks), item.text, utc_timestamp()],
+        [
+            doc_id,
+            kb_id,
+            candidate.origin,
+            candidate.source,
+            candidate.path.name,
+            item.title,
+            item.kind,
+            item.pages,
+            item.size_bytes,
+            item.content_hash,
+            len(item.chunks),
+            item.text,
+            utc_timestamp(),
+        ],
     )
     labels = []
     for chunk, vector in zip(item.chunks, vectors, strict=True):
         cursor = db.execute(
             """INSERT INTO chunks (chunk_id, kb_id, doc_id, idx, text, context, page, section, start, "end")
                VALUES (?,?,?,?,?,?,?,?,?,?)""",
-            [f"{doc_id}:{chunk.index}", kb_id, doc_id, chunk.index, chunk.text,
-             chunk_context(item.title, chunk.section), chunk.page, chunk.section_path, chunk.start, chunk.end],
+            [
+                f"{doc_id}:{chunk.index}",
+                kb_id,
+                doc_id,
+                chunk.index,
+                chunk.text,
+                chunk_context(item.title, chunk.section),
+                chunk.page,
+                chunk.section_path,
+                chunk.start,
+                chunk.end,
+            ],
         )
         labels.append(cursor.lastrowid)
-        db.execute("INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
-                   [cursor.lastrowid, kb_id, vector.astype(np.float32).tobytes(), text_hash(chunk.text)])
+        db.execute(
+            "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
+            [cursor.lastrowid, kb_id, vector.astype(np.float32).tobytes(), text_hash(chunk.text)],
+        )
     return labels
 
 
@@ -160,27 +203,38 @@ def embeddings(db: Database, kb_id: int, dim: int) -> tuple[np.ndarray, np.ndarr
     return labels, vectors
 
 
-def replace_embeddings(db: Database, kb_id: int, chunk_rows: list[sqlite3.Row], vectors: np.ndarray,
-                       embedder: str, dim: int) -> None:
+def replace_embeddings(
+    db: Database, kb_id: int, chunk_rows: list[sqlite3.Row], vectors: np.ndarray, embedder: str, dim: int
+) -> None:
     """Store new vectors for ``chunk_rows`` (from ``chunks``) made by another embedder."""
     db.execute("DELETE FROM embeddings WHERE kb_id = ?", [kb_id])
     db.conn.executemany(
         "INSERT INTO embeddings (chunk, kb_id, vector, content_hash) VALUES (?,?,?,?)",
         [(r["id"], kb_id, v.tobytes(), text_hash(r["text"])) for r, v in zip(chunk_rows, vectors, strict=True)],
     )
-    db.execute("UPDATE knowledge_bases SET embedder = ?, dim = ?, generation = generation + 1 WHERE id = ?",
-               [embedder, dim, kb_id])
+    db.execute(
+        "UPDATE knowledge_bases SET embedder = ?, dim = ?, generation = generation + 1 WHERE id = ?",
+        [embedder, dim, kb_id],
+    )
 
 
 def consistency_problems(db: Database, kb_id: int, indexed: set[int]) -> tuple[list[str], int]:
     """What disagrees between documents, chunks, embeddings, FTS and the vector index labels."""
     problems = []
-    bad_docs = row(db, """SELECT count(*) AS n FROM documents d WHERE d.kb_id = ? AND d.chunk_count !=
-                          (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)""", [kb_id])["n"]
+    bad_docs = row(
+        db,
+        """SELECT count(*) AS n FROM documents d WHERE d.kb_id = ? AND d.chunk_count !=
+                          (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)""",
+        [kb_id],
+    )["n"]
     if bad_docs:
         problems.append(f"{bad_docs} documents with missing chunks")
-    orphans = row(db, """SELECT count(*) AS n FROM chunks c WHERE c.kb_id = ?
-                         AND c.doc_id NOT IN (SELECT id FROM documents)""", [kb_id])["n"]
+    orphans = row(
+        db,
+        """SELECT count(*) AS n FROM chunks c WHERE c.kb_id = ?
+                         AND c.doc_id NOT IN (SELECT id FROM documents)""",
+        [kb_id],
+    )["n"]
     if orphans:
         problems.append(f"{orphans} chunks without a document")
     chunk_ids = {r["id"] for r in rows(db, "SELECT id FROM chunks WHERE kb_id = ?", [kb_id])}

@@ -38,8 +38,10 @@ _INDEX_SAVE_SECONDS = 30.0
 
 def validate_name(name: str) -> str:
     if not _NAME.match(name or ""):
-        raise KnowledgeBaseError(f"invalid knowledge base name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
-                                 "starting with a letter or digit")
+        raise KnowledgeBaseError(
+            f"invalid knowledge base name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 
@@ -89,8 +91,9 @@ class KnowledgeBase:
             if row is None:
                 if not create:
                     raise KnowledgeBaseError(f"no knowledge base named {name!r}")
-                kb_rows.create_knowledge_base(db, name, embedder.name, embedder.dim, settings.chunk_tokens,
-                                              settings.chunk_overlap)
+                kb_rows.create_knowledge_base(
+                    db, name, embedder.name, embedder.dim, settings.chunk_tokens, settings.chunk_overlap
+                )
                 row = kb_rows.knowledge_base(db, name)
             if (row["embedder"], row["dim"]) != (embedder.name, embedder.dim) and not allow_embedder_change:
                 raise EmbedderMismatch(
@@ -152,8 +155,13 @@ class KnowledgeBase:
         for skipped in (s for s in found if isinstance(s, Skipped)):
             done += 1
             (summary.failed if skipped.failed else summary.skipped).append((skipped.source, skipped.reason))
-            yield IngestEvent("failed" if skipped.failed else "skipped", source=skipped.source,
-                              reason=skipped.reason, done=done, total=total)
+            yield IngestEvent(
+                "failed" if skipped.failed else "skipped",
+                source=skipped.source,
+                reason=skipped.reason,
+                done=done,
+                total=total,
+            )
         known = kb_rows.content_hashes(self.db, self.id)
         self._keeper.current()
         pending: list[Prepared] = []
@@ -188,7 +196,7 @@ class KnowledgeBase:
         vectors = self.embedder.encode(texts)
         offset = 0
         for item in batch:
-            item_vectors = vectors[offset: offset + len(item.chunks)]
+            item_vectors = vectors[offset : offset + len(item.chunks)]
             offset += len(item.chunks)
             yield self._commit(item, item_vectors, summary)
 
@@ -214,8 +222,7 @@ class KnowledgeBase:
         status = "replaced" if replaced else "added"
         (summary.replaced if replaced else summary.added).append(candidate.source)
         summary.chunks_added += len(labels)
-        return IngestEvent(status, path=str(candidate.path), source=candidate.source, doc_id=doc_id,
-                           chunks=len(labels))
+        return IngestEvent(status, path=str(candidate.path), source=candidate.source, doc_id=doc_id, chunks=len(labels))
 
     # -- removing and reindexing -----------------------------------------------------------
 
@@ -238,7 +245,7 @@ class KnowledgeBase:
         step = max(self.settings.embed_batch_size * 8, 64)
         parts = []
         for start in range(0, len(chunks), step):
-            batch = chunks[start: start + step]
+            batch = chunks[start : start + step]
             parts.append(self.embedder.encode([embedding_text(r["context"], r["text"]) for r in batch]))
             if progress:
                 progress(min(start + step, len(chunks)), len(chunks))
@@ -267,8 +274,13 @@ class KnowledgeBase:
         return document
 
     def stats(self) -> dict:
-        return {"name": self.name, "documents": kb_rows.count(self.db, "documents", self.id),
-                "chunks": kb_rows.count(self.db, "chunks", self.id), "embedder": self.embedder.name, "dim": self.dim}
+        return {
+            "name": self.name,
+            "documents": kb_rows.count(self.db, "documents", self.id),
+            "chunks": kb_rows.count(self.db, "chunks", self.id),
+            "embedder": self.embedder.name,
+            "dim": self.dim,
+        }
 
     def chunk_texts_for_embedding(self) -> list[str]:
         """Exactly what the embedder was given for each chunk, in chunk order (benchmarks use it)."""
@@ -291,8 +303,15 @@ class KnowledgeBase:
     def search_all(self, query: str, k: int = 5, modes: tuple[str, ...] = SEARCH_MODES) -> dict[str, list[SearchHit]]:
         """Ranked hits per mode, embedding the query and running each search once."""
         return search.search_all(
-            self.db, self.id, query, k, modes, vector_search=self._vector_ranking,
-            rrf_k=self.settings.rrf_k, keyword_weight=self.settings.keyword_weight)
+            self.db,
+            self.id,
+            query,
+            k,
+            modes,
+            vector_search=self._vector_ranking,
+            rrf_k=self.settings.rrf_k,
+            keyword_weight=self.settings.keyword_weight,
+        )
 
     def _vector_ranking(self, query: str, k: int) -> search.Ranking:
         return search.vector_ranking(self._keeper.current(), self.embedder, query, k)

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 RRF_K = 10
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K,
-                           weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
     """Fuse ranked id lists: score(id) = Σ w / (k + rank), rank starting at 1. Best first."""
     weights = weights or [1.0] * len(rankings)
     scores: dict[int, float] = {}

@@ -143,4 +143,3 @@ def where(page: int | None, section: str) -> str:
     """Where a passage sits, as every citation line and the prompt show it: "page 3, Maintenance > Seals",
     "page 3", "Maintenance > Seals" or ""."""
     return ", ".join(part for part in (f"page {page}" if page else "", section) if part)
-

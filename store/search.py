@@ -55,7 +55,9 @@ def search_all(
     if "hybrid" in modes:
         ranked["hybrid"] = reciprocal_rank_fusion(
             [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]],
-            k=rrf_k, weights=(1.0, keyword_weight))
+            k=rrf_k,
+            weights=(1.0, keyword_weight),
+        )
     return {mode: to_hits(db, ranked[mode], k) for mode in modes}
 
 
@@ -87,7 +89,19 @@ def to_hits(db: Database, scored: Ranking, k: int) -> list[SearchHit]:
     hits = []
     for rank, chunk_row in enumerate(collapse_duplicates(present)[:k], start=1):
         r = found[chunk_row]
-        hits.append(SearchHit(rank=rank, score=score_of[chunk_row], chunk_id=r["chunk_id"], doc_id=r["doc_id"],
-                              document=r["name"], source=r["source"], page=r["page"], section=r["section"],
-                              text=r["text"], start=r["start"], end=r["end"]))
+        hits.append(
+            SearchHit(
+                rank=rank,
+                score=score_of[chunk_row],
+                chunk_id=r["chunk_id"],
+                doc_id=r["doc_id"],
+                document=r["name"],
+                source=r["source"],
+                page=r["page"],
+                section=r["section"],
+                text=r["text"],
+                start=r["start"],
+                end=r["end"],
+            )
+        )
     return hits

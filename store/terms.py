@@ -20,8 +20,10 @@ SEARCH_STOPWORDS = frozenset(
     where which who why will with you your""".split()
 )
 # Words of asking, not of the subject: a passage need not contain them to answer.
-QUESTION_WORDS = frozenset("""about also any could did does done get give got know like make many much need
-    please should show tell use used using way would""".split())
+QUESTION_WORDS = frozenset(
+    """about also any could did does done get give got know like make many much need
+    please should show tell use used using way would""".split()
+)
 CONTENT_STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being below between both
     but by can could did do does doing down during each few for from further had has have having he her here hers
@@ -46,8 +48,9 @@ def stem(word: str) -> str:
 def key_terms(text: str) -> list[str]:
     """Content words of a question, lightly stemmed (what a passage must mention to answer it)."""
     found = [w.lower() for w in _TERM.findall(text)]
-    return list(dict.fromkeys(stem(w) for w in found
-                              if len(w) > 2 and w not in SEARCH_STOPWORDS and w not in QUESTION_WORDS))
+    return list(
+        dict.fromkeys(stem(w) for w in found if len(w) > 2 and w not in SEARCH_STOPWORDS and w not in QUESTION_WORDS)
+    )
 
 
 def coverage(question: str, passages: Sequence[str]) -> float:

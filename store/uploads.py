@@ -56,8 +56,9 @@ def unique_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def stage_upload(uploads_dir: Path, kb_name: str, source: Path, original_name: str, max_bytes: int,
-                 taken: set[str] | None = None) -> Path:
+def stage_upload(
+    uploads_dir: Path, kb_name: str, source: Path, original_name: str, max_bytes: int, taken: set[str] | None = None
+) -> Path:
     """Copy an uploaded temp file to ``uploads/<kb>/<safe name>`` and return the new path.
 
     The same name uploaded again replaces the earlier copy, so the knowledge base sees a
@@ -67,8 +68,9 @@ def stage_upload(uploads_dir: Path, kb_name: str, source: Path, original_name: s
     """
     size = source.stat().st_size
     if size > max_bytes:
-        raise FileTooLarge(f"the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit",
-                           path=safe_name(original_name))
+        raise FileTooLarge(
+            f"the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit", path=safe_name(original_name)
+        )
     folder = (uploads_dir / safe_name(kb_name)).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     name = safe_name(original_name)
@@ -85,6 +87,10 @@ def stage_upload(uploads_dir: Path, kb_name: str, source: Path, original_name: s
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        raise DomainsmithError("the disk is full: the upload was not saved" if full
-                               else f"the upload could not be saved ({exc.strerror or exc})", path=name) from exc
+        raise DomainsmithError(
+            "the disk is full: the upload was not saved"
+            if full
+            else f"the upload could not be saved ({exc.strerror or exc})",
+            path=name,
+        ) from exc
     return target

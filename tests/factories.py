@@ -37,9 +37,7 @@ def page_sentence(page: int) -> str:
     return f"{fact} (marker{page:03d})"
 
 
-def make_pdf(
-    path: Path, pages: int = 3, *, title: str | None = "Turbine Manual", outline: bool = False
-) -> Path:
+def make_pdf(path: Path, pages: int = 3, *, title: str | None = "Turbine Manual", outline: bool = False) -> Path:
     """A text PDF: per page a heading, a long paragraph, the page's distinctive sentence."""
     pdf = FPDF()
     pdf.set_auto_page_break(auto=False)

@@ -35,8 +35,9 @@ print("released", flush=True)
 @contextmanager
 def database_locked(db_path: Path, seconds: float) -> Iterator[subprocess.Popen]:
     """Another process takes the write lock of ``db_path``, writes, and commits after ``seconds``."""
-    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(db_path), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, str(db_path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
         yield locker
@@ -48,15 +49,23 @@ def database_locked(db_path: Path, seconds: float) -> Iterator[subprocess.Popen]
                 locker.kill()
 
 
-def run_app_limited(args: list[str], max_file_bytes: int, env: dict[str, str] | None = None,
-                    timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_app_limited(
+    args: list[str], max_file_bytes: int, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """``python app.py ARGS`` in a child that cannot write any file past ``max_file_bytes``."""
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
-    return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+    )
 
 
 def snapshot(kb) -> dict[str, str]:
@@ -67,8 +76,10 @@ def snapshot(kb) -> dict[str, str]:
         row = kb.db.execute("SELECT content_hash, text, chunk_count FROM documents WHERE id = ?", [doc_id]).fetchone()
         h.update(repr(row).encode())
         for chunk in kb.db.execute(
-                """SELECT c.chunk_id, c.text, c.page, c.section, c.start, c."end", e.vector FROM chunks c
-                   JOIN embeddings e ON e.chunk = c.id WHERE c.doc_id = ? ORDER BY c.idx""", [doc_id]):
+            """SELECT c.chunk_id, c.text, c.page, c.section, c.start, c."end", e.vector FROM chunks c
+                   JOIN embeddings e ON e.chunk = c.id WHERE c.doc_id = ? ORDER BY c.idx""",
+            [doc_id],
+        ):
             h.update(repr(chunk).encode())
         out[doc_id] = h.hexdigest()
     return out
@@ -108,8 +119,11 @@ def write_procedures(folder: Path, prefix: str, files: int, paragraphs: int) -> 
     """Text files with distinct, searchable paragraphs."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(files):
-        text = "\n\n".join(f"{prefix} procedure {i}.{j}: tighten fitting {prefix}-{i * 100 + j} to {j + 3} Nm, "
-                           f"then record it in form {prefix}-F-{i}-{j} before the next shift." for j in range(paragraphs))
+        text = "\n\n".join(
+            f"{prefix} procedure {i}.{j}: tighten fitting {prefix}-{i * 100 + j} to {j + 3} Nm, "
+            f"then record it in form {prefix}-F-{i}-{j} before the next shift."
+            for j in range(paragraphs)
+        )
         (folder / f"{prefix}{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
     return folder
 
@@ -120,7 +134,16 @@ def register_model(db_path: Path, name: str, file: Path, quant: str) -> None:
 
     db, registry = open_registry(db_path)
     try:
-        registry.add(ModelRecord(name=name, base="smollm2-135m", run_id="r0", data_hash="h", file=str(file),
-                                 size_bytes=file.stat().st_size, quant=quant))
+        registry.add(
+            ModelRecord(
+                name=name,
+                base="smollm2-135m",
+                run_id="r0",
+                data_hash="h",
+                file=str(file),
+                size_bytes=file.stat().st_size,
+                quant=quant,
+            )
+        )
     finally:
         db.close()

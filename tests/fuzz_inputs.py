@@ -24,51 +24,271 @@ from hypothesis import strategies as st
 from tests import factories
 
 PDF_TOKENS = [
-    b"obj", b"endobj", b"stream", b"endstream", b"<<", b">>", b"[", b"]", b"(", b")", b"\\", b"/Type /Page",
-    b"/Type /Pages", b"/Kids [1 0 R]", b"/Count 99999999", b"/Parent 1 0 R", b"xref", b"trailer",
-    b"startxref", b"%%EOF", b"/Filter /FlateDecode", b"/Filter /LZWDecode", b"/Filter /ASCIIHexDecode",
-    b"/Length 999999999", b"/Length -1", b"0 0 R", b"1 0 R", b"-1", b"9999999999", b"/Encrypt 1 0 R",
-    b"/Outlines 1 0 R", b"/First 1 0 R", b"/Next 1 0 R", b"/Dest [1 0 R /XYZ]", b"/Title (\xfe\xff\xd8\x00)",
-    b"BT", b"ET", b"Tj", b"TJ", b"Tf", b"Td", b"Tm", b"/F1 12 Tf", b"(\\\\\\)", b"<FEFF>", b"<00>",
-    b"/ToUnicode 1 0 R", b"/Encoding /Identity-H", b"/Differences [0 /a]", b"/ObjStm", b"/XRef",
-    b"/Prev 0", b"/Size 0", b"/Root 1 0 R", b"1e308", b"NaN", b"/Resources <<>>", b"/MediaBox [0 0 0 0]",
+    b"obj",
+    b"endobj",
+    b"stream",
+    b"endstream",
+    b"<<",
+    b">>",
+    b"[",
+    b"]",
+    b"(",
+    b")",
+    b"\\",
+    b"/Type /Page",
+    b"/Type /Pages",
+    b"/Kids [1 0 R]",
+    b"/Count 99999999",
+    b"/Parent 1 0 R",
+    b"xref",
+    b"trailer",
+    b"startxref",
+    b"%%EOF",
+    b"/Filter /FlateDecode",
+    b"/Filter /LZWDecode",
+    b"/Filter /ASCIIHexDecode",
+    b"/Length 999999999",
+    b"/Length -1",
+    b"0 0 R",
+    b"1 0 R",
+    b"-1",
+    b"9999999999",
+    b"/Encrypt 1 0 R",
+    b"/Outlines 1 0 R",
+    b"/First 1 0 R",
+    b"/Next 1 0 R",
+    b"/Dest [1 0 R /XYZ]",
+    b"/Title (\xfe\xff\xd8\x00)",
+    b"BT",
+    b"ET",
+    b"Tj",
+    b"TJ",
+    b"Tf",
+    b"Td",
+    b"Tm",
+    b"/F1 12 Tf",
+    b"(\\\\\\)",
+    b"<FEFF>",
+    b"<00>",
+    b"/ToUnicode 1 0 R",
+    b"/Encoding /Identity-H",
+    b"/Differences [0 /a]",
+    b"/ObjStm",
+    b"/XRef",
+    b"/Prev 0",
+    b"/Size 0",
+    b"/Root 1 0 R",
+    b"1e308",
+    b"NaN",
+    b"/Resources <<>>",
+    b"/MediaBox [0 0 0 0]",
 ]
 XML_TOKENS = [
-    b"<w:p>", b"</w:p>", b"<w:r><w:t>", b"</w:t></w:r>", b"<w:tbl>", b"</w:tbl>", b"<w:tr>", b"<w:tc>",
-    b"<w:sdt><w:sdtContent>", b"</w:sdtContent></w:sdt>", b'<w:pStyle w:val="Heading1"/>',
-    b'<w:pStyle w:val="Title"/>', b'<w:pStyle w:val="TOC1"/>', b"<w:ins>", b"<w:hyperlink>",
-    b'<w:fldSimple w:instr="X">', b"<!--", b"-->", b"<![CDATA[", b"]]>", b"&amp;", b"&#0;", b"&#xD800;",
-    b'<!DOCTYPE d [<!ENTITY e "eeeeeeeeee">]>', b"&e;", b"<?xml version='1.0' encoding='utf-16'?>",
-    b'xmlns:w="urn:x"', b'w:val="999999999"', b"<", b">", b"/>", b'"', b"=", b"\x00", b"\xff",
+    b"<w:p>",
+    b"</w:p>",
+    b"<w:r><w:t>",
+    b"</w:t></w:r>",
+    b"<w:tbl>",
+    b"</w:tbl>",
+    b"<w:tr>",
+    b"<w:tc>",
+    b"<w:sdt><w:sdtContent>",
+    b"</w:sdtContent></w:sdt>",
+    b'<w:pStyle w:val="Heading1"/>',
+    b'<w:pStyle w:val="Title"/>',
+    b'<w:pStyle w:val="TOC1"/>',
+    b"<w:ins>",
+    b"<w:hyperlink>",
+    b'<w:fldSimple w:instr="X">',
+    b"<!--",
+    b"-->",
+    b"<![CDATA[",
+    b"]]>",
+    b"&amp;",
+    b"&#0;",
+    b"&#xD800;",
+    b'<!DOCTYPE d [<!ENTITY e "eeeeeeeeee">]>',
+    b"&e;",
+    b"<?xml version='1.0' encoding='utf-16'?>",
+    b'xmlns:w="urn:x"',
+    b'w:val="999999999"',
+    b"<",
+    b">",
+    b"/>",
+    b'"',
+    b"=",
+    b"\x00",
+    b"\xff",
 ]
 MARKDOWN_TOKENS = [
-    b"# ", b"## ", b"###### ", b"####### ", b"\n", b"\n\n", b"---\n", b"...\n", b"title: x\n", b"```", b"~~~",
-    b"    ", b"\t", b"> ", b">>>>>>>>>>", b"- ", b"* ", b"1. ", b"99999999999. ", b"|", b"|---|---|\n", b"*",
-    b"**", b"_", b"`", b"[", b"]", b"](", b")", b"![", b"<div>", b"</div>", b"<!--", b"-->", b"\\", b"&#0;",
-    b"&amp;", b"- - -", b"===", b"[x]: /url", b"<http://x>", b"\r", b"\r\n", b"\xef\xbb\xbf", b"\xe2\x80\xae",
+    b"# ",
+    b"## ",
+    b"###### ",
+    b"####### ",
+    b"\n",
+    b"\n\n",
+    b"---\n",
+    b"...\n",
+    b"title: x\n",
+    b"```",
+    b"~~~",
+    b"    ",
+    b"\t",
+    b"> ",
+    b">>>>>>>>>>",
+    b"- ",
+    b"* ",
+    b"1. ",
+    b"99999999999. ",
+    b"|",
+    b"|---|---|\n",
+    b"*",
+    b"**",
+    b"_",
+    b"`",
+    b"[",
+    b"]",
+    b"](",
+    b")",
+    b"![",
+    b"<div>",
+    b"</div>",
+    b"<!--",
+    b"-->",
+    b"\\",
+    b"&#0;",
+    b"&amp;",
+    b"- - -",
+    b"===",
+    b"[x]: /url",
+    b"<http://x>",
+    b"\r",
+    b"\r\n",
+    b"\xef\xbb\xbf",
+    b"\xe2\x80\xae",
 ]
 HTML_TOKENS = [
-    b"<html>", b"<head>", b"</head>", b"<body>", b"</body>", b"<main>", b"</main>", b"<article>", b"<section>",
-    b"<div>", b"</div>", b"<p>", b"</p>", b"<br>", b"<h1>", b"</h1>", b"<h6>", b"<h7>", b"</h3>", b"<pre>",
-    b"</pre>", b"<table>", b"</table>", b"<tr>", b"<td>", b"</td>", b"<th>", b"<caption>", b"<nav>",
-    b"<header>", b"<footer>", b"<script>", b"</script>", b"<style>", b"<svg>", b"<math>", b"<template>",
-    b"<title>", b"</title>", b"<meta charset='utf-16'>", b"<meta charset='bogus-8'>", b"<meta charset=cp1252>",
-    b"<div role='main'>", b"<div hidden>", b"<a class='headerlink'>", b"&nbsp;", b"&#0;", b"&#x110000;",
-    b"&#xD800;", b"&amp", b"<!--", b"-->", b"<![CDATA[", b"<!DOCTYPE html>", b"<?xml version='1.0'?>", b"<",
-    b">", b"'", b'"', b"=", b"\x00", b"\xef\xbb\xbf", b"\xff\xfe",
+    b"<html>",
+    b"<head>",
+    b"</head>",
+    b"<body>",
+    b"</body>",
+    b"<main>",
+    b"</main>",
+    b"<article>",
+    b"<section>",
+    b"<div>",
+    b"</div>",
+    b"<p>",
+    b"</p>",
+    b"<br>",
+    b"<h1>",
+    b"</h1>",
+    b"<h6>",
+    b"<h7>",
+    b"</h3>",
+    b"<pre>",
+    b"</pre>",
+    b"<table>",
+    b"</table>",
+    b"<tr>",
+    b"<td>",
+    b"</td>",
+    b"<th>",
+    b"<caption>",
+    b"<nav>",
+    b"<header>",
+    b"<footer>",
+    b"<script>",
+    b"</script>",
+    b"<style>",
+    b"<svg>",
+    b"<math>",
+    b"<template>",
+    b"<title>",
+    b"</title>",
+    b"<meta charset='utf-16'>",
+    b"<meta charset='bogus-8'>",
+    b"<meta charset=cp1252>",
+    b"<div role='main'>",
+    b"<div hidden>",
+    b"<a class='headerlink'>",
+    b"&nbsp;",
+    b"&#0;",
+    b"&#x110000;",
+    b"&#xD800;",
+    b"&amp",
+    b"<!--",
+    b"-->",
+    b"<![CDATA[",
+    b"<!DOCTYPE html>",
+    b"<?xml version='1.0'?>",
+    b"<",
+    b">",
+    b"'",
+    b'"',
+    b"=",
+    b"\x00",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
 ]
 TEXT_TOKENS = [
-    b"\n", b"\n\n", b"\r\n", b"\r", b"\f", b"\v", b"\t", b" ", b"\x00", b"\x01", b"\x7f", b"\x80", b"\xff",
-    b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\xc3\xa9", b"\xe9", b"\xe2\x82\xac",
-    b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x80\xae", b"\xc2\xad", b"caf\xc3\xa9", b"na\xefve",
+    b"\n",
+    b"\n\n",
+    b"\r\n",
+    b"\r",
+    b"\f",
+    b"\v",
+    b"\t",
+    b" ",
+    b"\x00",
+    b"\x01",
+    b"\x7f",
+    b"\x80",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    b"\xff\xfe\x00\x00",
+    b"\xc3\xa9",
+    b"\xe9",
+    b"\xe2\x82\xac",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xe2\x80\xae",
+    b"\xc2\xad",
+    b"caf\xc3\xa9",
+    b"na\xefve",
 ]
 
-MAGIC = {"pdf": b"%PDF-1.7\n", "docx": b"PK\x03\x04", "markdown": b"# ", "html": b"<!DOCTYPE html>",
-         "text": b"\xef\xbb\xbf"}
-ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp1252", "latin-1",
-             "koi8-r", "shift_jis", "gb18030")
-DOCX_PARTS = ("word/document.xml", "word/styles.xml", "[Content_Types].xml", "_rels/.rels",
-              "word/_rels/document.xml.rels", "docProps/core.xml")
+MAGIC = {
+    "pdf": b"%PDF-1.7\n",
+    "docx": b"PK\x03\x04",
+    "markdown": b"# ",
+    "html": b"<!DOCTYPE html>",
+    "text": b"\xef\xbb\xbf",
+}
+ENCODINGS = (
+    "utf-8",
+    "utf-8-sig",
+    "utf-16",
+    "utf-16-le",
+    "utf-16-be",
+    "utf-32",
+    "cp1252",
+    "latin-1",
+    "koi8-r",
+    "shift_jis",
+    "gb18030",
+)
+DOCX_PARTS = (
+    "word/document.xml",
+    "word/styles.xml",
+    "[Content_Types].xml",
+    "_rels/.rels",
+    "word/_rels/document.xml.rels",
+    "docProps/core.xml",
+)
 
 
 @dataclass(frozen=True)
@@ -100,19 +320,29 @@ def _uncompressed_pdf(path: Path) -> bytes:
 def formats(folder: Path) -> dict[str, Format]:
     """Every parser kind with its seeds, written into ``folder``."""
     f = factories
-    pdfs = (f.make_pdf(folder / "a.pdf", pages=2).read_bytes(),
-            f.make_pdf(folder / "b.pdf", pages=2, outline=True).read_bytes(),
-            f.make_encrypted_pdf(folder / "c.pdf", user_password="").read_bytes(),
-            _uncompressed_pdf(folder / "d.pdf"))
+    pdfs = (
+        f.make_pdf(folder / "a.pdf", pages=2).read_bytes(),
+        f.make_pdf(folder / "b.pdf", pages=2, outline=True).read_bytes(),
+        f.make_encrypted_pdf(folder / "c.pdf", user_password="").read_bytes(),
+        _uncompressed_pdf(folder / "d.pdf"),
+    )
     docx = (f.make_docx(folder / "a.docx").read_bytes(),)
-    markdown = (f.make_markdown(folder / "a.md").read_bytes(),
-                b"# T\n\n> quote\n> > nested\n\n1. one\n   - two\n     ```\n     code\n     ```\n\n| a | b |\n|---|---|\n| 1 |\n")
-    html = (f.make_html(folder / "a.html").read_bytes(), f.make_sphinx_html(folder / "b.html").read_bytes(),
-            f.make_article_page(folder / "c.html").read_bytes(),
-            "<html><head><meta charset='cp1252'></head><body><p>caf\xe9 na\xefve</p></body></html>".encode("cp1252"))
-    text = (b"First paragraph,\nwrapped over two lines.\n\n\nSecond: caf\xc3\xa9, 5 \xe2\x82\xac.\n",
-            "Zweiter Absatz: Gr\u00fc\u00dfe.\r\n\r\nThird.".encode("utf-16"),
-            "R\u00e9sum\u00e9 in Latin-1.\n\nMore.".encode("latin-1"))
+    markdown = (
+        f.make_markdown(folder / "a.md").read_bytes(),
+        b"# T\n\n> quote\n> > nested\n\n1. one\n   - two\n     ```\n     code\n     ```\n\n"
+        b"| a | b |\n|---|---|\n| 1 |\n",
+    )
+    html = (
+        f.make_html(folder / "a.html").read_bytes(),
+        f.make_sphinx_html(folder / "b.html").read_bytes(),
+        f.make_article_page(folder / "c.html").read_bytes(),
+        "<html><head><meta charset='cp1252'></head><body><p>caf\xe9 na\xefve</p></body></html>".encode("cp1252"),
+    )
+    text = (
+        b"First paragraph,\nwrapped over two lines.\n\n\nSecond: caf\xc3\xa9, 5 \xe2\x82\xac.\n",
+        "Zweiter Absatz: Gr\u00fc\u00dfe.\r\n\r\nThird.".encode("utf-16"),
+        "R\u00e9sum\u00e9 in Latin-1.\n\nMore.".encode("latin-1"),
+    )
     return {
         "pdf": Format("pdf", ".pdf", pdfs, tuple(PDF_TOKENS)),
         "docx": Format("docx", ".docx", docx, tuple(XML_TOKENS)),
@@ -135,9 +365,9 @@ def edited(draw: st.DrawFn, data: bytes, tokens: tuple[bytes, ...], max_edits: i
             buffer[at:at] = draw(st.sampled_from(tokens)) * draw(st.sampled_from((1, 1, 2, 50)))
         elif op == "overwrite":
             token = draw(st.sampled_from(tokens))
-            buffer[at:at + len(token)] = token
+            buffer[at : at + len(token)] = token
         elif op == "delete":
-            del buffer[at:at + draw(st.integers(1, 256))]
+            del buffer[at : at + draw(st.integers(1, 256))]
         elif op == "duplicate":
             end = min(len(buffer), at + draw(st.integers(1, 512)))
             buffer[at:at] = buffer[at:end] * draw(st.sampled_from((1, 2, 20)))
@@ -182,11 +412,19 @@ def _paragraph(draw: st.DrawFn) -> str:
     style = draw(st.one_of(st.sampled_from(STYLES), _TEXT))
     runs = []
     for _ in range(draw(st.integers(0, 4))):
-        run = draw(st.sampled_from(('<w:r><w:t xml:space="preserve">{}</w:t></w:r>', "<w:r><w:tab/><w:t>{}</w:t></w:r>",
-                                    "<w:r><w:br/><w:t>{}</w:t></w:r>", "<w:hyperlink><w:r><w:t>{}</w:t></w:r></w:hyperlink>",
-                                    "<w:ins><w:r><w:t>{}</w:t></w:r></w:ins>",
-                                    '<w:fldSimple w:instr="PAGE"><w:r><w:t>{}</w:t></w:r></w:fldSimple>',
-                                    "<w:sdt><w:sdtContent><w:r><w:t>{}</w:t></w:r></w:sdtContent></w:sdt>")))
+        run = draw(
+            st.sampled_from(
+                (
+                    '<w:r><w:t xml:space="preserve">{}</w:t></w:r>',
+                    "<w:r><w:tab/><w:t>{}</w:t></w:r>",
+                    "<w:r><w:br/><w:t>{}</w:t></w:r>",
+                    "<w:hyperlink><w:r><w:t>{}</w:t></w:r></w:hyperlink>",
+                    "<w:ins><w:r><w:t>{}</w:t></w:r></w:ins>",
+                    '<w:fldSimple w:instr="PAGE"><w:r><w:t>{}</w:t></w:r></w:fldSimple>',
+                    "<w:sdt><w:sdtContent><w:r><w:t>{}</w:t></w:r></w:sdtContent></w:sdt>",
+                )
+            )
+        )
         runs.append(run.format(draw(_TEXT)))
     props = f'<w:pPr><w:pStyle w:val="{style}"/></w:pPr>' if style else ""
     return f"<w:p>{props}{''.join(runs)}</w:p>"
@@ -198,10 +436,16 @@ def _table(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.lists(row, min_size=0, max_size=4).map(lambda rows: "<w:tbl>" + "".join(rows) + "</w:tbl>")
 
 
-_BODY_ITEM = st.recursive(_paragraph(), lambda children: st.one_of(
-    _table(children),
-    st.lists(children, max_size=3).map(lambda items: "<w:sdt><w:sdtContent>" + "".join(items) + "</w:sdtContent></w:sdt>"),
-), max_leaves=10)
+_BODY_ITEM = st.recursive(
+    _paragraph(),
+    lambda children: st.one_of(
+        _table(children),
+        st.lists(children, max_size=3).map(
+            lambda items: "<w:sdt><w:sdtContent>" + "".join(items) + "</w:sdtContent></w:sdt>"
+        ),
+    ),
+    max_leaves=10,
+)
 
 
 @st.composite
@@ -220,8 +464,13 @@ def docx_generated(draw: st.DrawFn, seed: bytes) -> bytes:
 @st.composite
 def assembled(draw: st.DrawFn, tokens: tuple[bytes, ...]) -> bytes:
     """Format tokens and random text in random order, in a random encoding."""
-    parts = draw(st.lists(st.one_of(st.sampled_from(tokens).map(lambda t: t.decode("latin-1")),
-                                    st.text(max_size=30)), min_size=1, max_size=60))
+    parts = draw(
+        st.lists(
+            st.one_of(st.sampled_from(tokens).map(lambda t: t.decode("latin-1")), st.text(max_size=30)),
+            min_size=1,
+            max_size=60,
+        )
+    )
     encoding = draw(st.sampled_from(ENCODINGS))
     return "".join(parts).encode(encoding, errors="replace")
 
@@ -230,8 +479,10 @@ def inputs(fmt: Format) -> st.SearchStrategy[bytes]:
     """Every kind of generated input for one parser."""
     options = [random_bytes(fmt), damaged_seed(fmt), damaged_seed(fmt)]
     if fmt.kind == "docx":
-        options += [st.sampled_from(fmt.seeds).flatmap(docx_with_damaged_part),
-                    st.sampled_from(fmt.seeds).flatmap(docx_generated)] * 2
+        options += [
+            st.sampled_from(fmt.seeds).flatmap(docx_with_damaged_part),
+            st.sampled_from(fmt.seeds).flatmap(docx_generated),
+        ] * 2
     elif fmt.kind in ("markdown", "html", "text"):
         options.append(assembled(fmt.tokens))
     return st.one_of(options)

@@ -32,8 +32,12 @@ def test_every_setting_is_documented():
 
 
 def test_every_command_line_flag_is_documented():
-    missing = sorted(f"{command}: {flag}" for command, flags in command_flags(build_parser()).items()
-                     for flag in flags if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", README))
+    missing = sorted(
+        f"{command}: {flag}"
+        for command, flags in command_flags(build_parser()).items()
+        for flag in flags
+        if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", README)
+    )
     assert not missing, "flags missing from the README:\n" + "\n".join(missing)
 
 

@@ -51,8 +51,11 @@ def test_no_package_imports_a_layer_above_it(package):
 
 def test_store_imports_no_heavy_library_when_imported():
     """Opening a knowledge base must not pay for torch or gradio: the embedder loads torch lazily."""
-    wrong = {f"{p.relative_to(ROOT)} imports {name} at module level"
-             for p in modules("store") for name in imports(p, top_level_only=True) & HEAVY_AT_IMPORT}
+    wrong = {
+        f"{p.relative_to(ROOT)} imports {name} at module level"
+        for p in modules("store")
+        for name in imports(p, top_level_only=True) & HEAVY_AT_IMPORT
+    }
     assert not wrong, "\n".join(sorted(wrong))
 
 

@@ -52,7 +52,7 @@ def test_legacy_chat_session_reopens(home):
 
     services = Services(Settings.load(home=home))
     try:
-        (label, session_id), = chat_tab.session_choices(services)
+        ((label, session_id),) = chat_tab.session_choices(services)
         assert "pump 3" in label.lower()
         history, _, reopened = chat_tab.reopen(services, session_id)
         assert reopened == session_id
@@ -87,8 +87,9 @@ def test_legacy_run_is_listed_shown_and_exported(home, tmp_path):
     base = tiny_models.tiny_llama(tmp_path / "llama", tokenizer)
     job_file = home / "runs" / RUN_ID / "job.json"  # spelled as the old code wrote it
     job = json.loads(job_file.read_text(encoding="utf-8"))
-    job_file.write_text(json.dumps({**job, "base": str(base), "base_cache": str(home / "models" / "base-cache")}),
-                        encoding="utf-8")
+    job_file.write_text(
+        json.dumps({**job, "base": str(base), "base_cache": str(home / "models" / "base-cache")}), encoding="utf-8"
+    )
     exported = cli(home, "export", RUN_ID, "--quant", "f16", "--json")
     assert exported.code == 0, exported.err
     record = json.loads(exported.out)

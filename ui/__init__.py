@@ -24,8 +24,13 @@ if TYPE_CHECKING:
     from ui.services import Services
     from ui.web import build_ui, launch
 
-_EXPORTS = {"Services": "ui.services", "build_parser": "ui.cli", "run": "ui.cli", "build_ui": "ui.web",
-            "launch": "ui.web"}
+_EXPORTS = {
+    "Services": "ui.services",
+    "build_parser": "ui.cli",
+    "run": "ui.cli",
+    "build_ui": "ui.web",
+    "launch": "ui.web",
+}
 
 __all__ = ["Services", "build_parser", "build_ui", "launch", "run"]
 

@@ -27,11 +27,25 @@ Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
 # What the browser needs to draw the login form and send it, and nothing that holds data.
-PUBLIC_PATHS = frozenset({
-    "/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/gradio_api/theme.css", "/robots.txt",
-    "/manifest.json", "/pwa_icon", "/config", "/config/", "/gradio_api/login_check", "/gradio_api/login_check/",
-    "/gradio_api/startup-events",  # launch() calls it itself and refuses to start on a 401
-})
+PUBLIC_PATHS = frozenset(
+    {
+        "/",
+        "/login",
+        "/login/",
+        "/logout",
+        "/favicon.ico",
+        "/theme.css",
+        "/gradio_api/theme.css",
+        "/robots.txt",
+        "/manifest.json",
+        "/pwa_icon",
+        "/config",
+        "/config/",
+        "/gradio_api/login_check",
+        "/gradio_api/login_check/",
+        "/gradio_api/startup-events",  # launch() calls it itself and refuses to start on a 401
+    }
+)
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")
 LOGIN_PAGES = frozenset({"/"})
 _API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.DOTALL)
@@ -67,8 +81,13 @@ class LoginRequired:
             await send({"type": "websocket.close", "code": 1008})
             return
         body = b'{"detail":{"error":"Not authenticated"}}'
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -80,7 +99,7 @@ def _guarded(gradio_app: Any) -> bool:
 def _path(scope: Scope) -> str:
     path, root = scope.get("path", ""), scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):] or "/"
+        path = path[len(root) :] or "/"
     return path
 
 

@@ -37,14 +37,17 @@ def sources_markdown(answer: Answer) -> str:
     for c in answer.citations:
         where = c.where
         flag = "" if c.supported else " ❗ *citation not supported by this passage*"
-        lines.append(f"<details><summary>[{c.n}] {html.escape(c.source)}"
-                     f"{' — ' + html.escape(where) if where else ''}{flag}</summary>\n\n"
-                     f"> {html.escape(c.text).replace(chr(10), chr(10) + '> ')}\n</details>")
+        lines.append(
+            f"<details><summary>[{c.n}] {html.escape(c.source)}"
+            f"{' — ' + html.escape(where) if where else ''}{flag}</summary>\n\n"
+            f"> {html.escape(c.text).replace(chr(10), chr(10) + '> ')}\n</details>"
+        )
     return "\n".join(lines)
 
 
-def respond(services: Services, message: str, history: list[dict], kb: str, model: str, use_kb: bool,
-            session_id: str | None) -> Iterator[tuple[list[dict], str, str | None]]:
+def respond(
+    services: Services, message: str, history: list[dict], kb: str, model: str, use_kb: bool, session_id: str | None
+) -> Iterator[tuple[list[dict], str, str | None]]:
     """Stream one answer into the chat history; persist both turns in the session."""
     history = list(history or [])
     prior = [{"role": m["role"], "content": m["content"]} for m in history if isinstance(m.get("content"), str)]
@@ -65,19 +68,33 @@ def respond(services: Services, message: str, history: list[dict], kb: str, mode
     if session_id is None:
         session_id = sessions.create(message, kb=kb if use_kb else None, model=model)
     sessions.append(session_id, "user", message)
-    sessions.append(session_id, "assistant", answer.text, abstained=answer.abstained,
-                    citations=[c.to_json() for c in answer.citations])
+    sessions.append(
+        session_id,
+        "assistant",
+        answer.text,
+        abstained=answer.abstained,
+        citations=[c.to_json() for c in answer.citations],
+    )
     yield history, "\n\n".join(notes + [sources_markdown(answer)]), session_id
 
 
-def compare(services: Services, message: str, history_a: list[dict], history_b: list[dict], kb: str,
-            models: tuple[str, str], use_kb: bool) -> Iterator[tuple[list[dict], str, list[dict], str]]:
+def compare(
+    services: Services,
+    message: str,
+    history_a: list[dict],
+    history_b: list[dict],
+    kb: str,
+    models: tuple[str, str],
+    use_kb: bool,
+) -> Iterator[tuple[list[dict], str, list[dict], str]]:
     """One question, two models, the same retrieved sources; streams both answers side by side."""
     histories = [list(history_a or []), list(history_b or [])]
     for h in histories:
         h += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     panels = ["", ""]
-    prior = [{"role": m["role"], "content": m["content"]} for m in (history_a or []) if isinstance(m.get("content"), str)]
+    prior = [
+        {"role": m["role"], "content": m["content"]} for m in (history_a or []) if isinstance(m.get("content"), str)
+    ]
     for side, event in services.assistant.compare(message, models, prior, AskOptions(kb=kb, use_kb=use_kb)):
         if isinstance(event, Token):
             histories[side][-1]["content"] += event.text
@@ -90,8 +107,7 @@ def compare(services: Services, message: str, history_a: list[dict], history_b: 
 
 
 def session_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{s.title} ({s.updated_at[:16].replace('T', ' ')})", s.id)
-            for s in services.sessions.sessions()]
+    return [(f"{s.title} ({s.updated_at[:16].replace('T', ' ')})", s.id) for s in services.sessions.sessions()]
 
 
 def reopen(services: Services, session_id: str | None) -> tuple[list[dict], str, str | None]:
@@ -107,11 +123,23 @@ def build(services: Services):
 
     session = gr.State(None)
     with gr.Row():
-        model = gr.Dropdown(model_choices(services), value=CHAT_MODEL_NAME, label="Model",
-                            allow_custom_value=True, info="bundled, exported, or a path to a .gguf file", scale=2,
-                            elem_id="ds-chat-model")
-        kb = gr.Dropdown(kb_choices(services), value=services.settings.default_kb, label="Knowledge base",
-                         allow_custom_value=True, scale=2, elem_id="ds-chat-kb")
+        model = gr.Dropdown(
+            model_choices(services),
+            value=CHAT_MODEL_NAME,
+            label="Model",
+            allow_custom_value=True,
+            info="bundled, exported, or a path to a .gguf file",
+            scale=2,
+            elem_id="ds-chat-model",
+        )
+        kb = gr.Dropdown(
+            kb_choices(services),
+            value=services.settings.default_kb,
+            label="Knowledge base",
+            allow_custom_value=True,
+            scale=2,
+            elem_id="ds-chat-kb",
+        )
         with gr.Column(scale=1, min_width=180):
             use_kb = gr.Checkbox(value=True, label="Answer from the knowledge base")
             compare_on = gr.Checkbox(value=False, label="Compare two models", elem_id="ds-compare")
@@ -121,13 +149,19 @@ def build(services: Services):
             chatbot = gr.Chatbot(label="Chat", height=420, elem_id="ds-chatbot")
             sources = gr.Markdown(elem_id="ds-sources")
         with gr.Column(visible=False) as second:
-            model_b = gr.Dropdown(model_choices(services), value=CHAT_MODEL_NAME, label="Second model",
-                                  allow_custom_value=True, elem_id="ds-chat-model-b")
+            model_b = gr.Dropdown(
+                model_choices(services),
+                value=CHAT_MODEL_NAME,
+                label="Second model",
+                allow_custom_value=True,
+                elem_id="ds-chat-model-b",
+            )
             chatbot_b = gr.Chatbot(label="Second model", height=360, elem_id="ds-chatbot-b")
             sources_b = gr.Markdown(elem_id="ds-sources-b")
     with gr.Row():
-        question = gr.Textbox(placeholder="Ask a question about your documents", show_label=False, scale=6,
-                              elem_id="ds-question")
+        question = gr.Textbox(
+            placeholder="Ask a question about your documents", show_label=False, scale=6, elem_id="ds-question"
+        )
         send = gr.Button("Ask", variant="primary", scale=1, elem_id="ds-ask")
         stop = gr.Button("Stop", scale=1, elem_id="ds-stop")
         new = gr.Button("New chat", scale=1)
@@ -137,8 +171,9 @@ def build(services: Services):
         if not (message or "").strip():
             raise DomainsmithError("Type a question first.")
         if comparing:
-            for a, panel_a, b, panel_b in compare(services, message, history, history_b, kb_name,
-                                                  (model_name, second_model), use):
+            for a, panel_a, b, panel_b in compare(
+                services, message, history, history_b, kb_name, (model_name, second_model), use
+            ):
                 yield a, panel_a, sid, b, panel_b
         else:
             for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid):
@@ -146,10 +181,14 @@ def build(services: Services):
 
     inputs = [question, chatbot, kb, model, use_kb, session, compare_on, model_b, chatbot_b]
     outputs = [chatbot, sources, session, chatbot_b, sources_b]
-    events = [send.click(ask, inputs, outputs, api_name="ask"),
-              question.submit(ask, inputs, outputs, api_visibility="private")]
+    events = [
+        send.click(ask, inputs, outputs, api_name="ask"),
+        question.submit(ask, inputs, outputs, api_visibility="private"),
+    ]
     for event in events:
-        event.then(lambda: (gr.Textbox(value=""), gr.Dropdown(choices=session_choices(services))), None, [question, past])
+        event.then(
+            lambda: (gr.Textbox(value=""), gr.Dropdown(choices=session_choices(services))), None, [question, past]
+        )
     stop.click(None, None, None, cancels=events)
     new.click(lambda: ([], "", None, [], ""), None, outputs)
     past.input(lambda sid: reopen(services, sid), past, [chatbot, sources, session])

@@ -143,17 +143,44 @@ def cmd_kb_list(services: Services, args: argparse.Namespace) -> int:
     kb = services.kb(args.kb)
     docs = kb.documents()
     if args.json:
-        print(json.dumps({"kb": kb.name, "documents": [
-            {"id": d.id, "name": d.name, "source": d.source, "type": d.kind, "pages": d.pages,
-             "chunks": d.chunks, "size_bytes": d.size_bytes, "added": d.added_at} for d in docs
-        ]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "kb": kb.name,
+                    "documents": [
+                        {
+                            "id": d.id,
+                            "name": d.name,
+                            "source": d.source,
+                            "type": d.kind,
+                            "pages": d.pages,
+                            "chunks": d.chunks,
+                            "size_bytes": d.size_bytes,
+                            "added": d.added_at,
+                        }
+                        for d in docs
+                    ],
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
     if not docs:
         print(f"knowledge base {kb.name!r} is empty: add documents with `python app.py kb add PATH --kb {kb.name}`")
         return EXIT_OK
     rows = [("ID", "TYPE", "PAGES", "CHUNKS", "SIZE", "ADDED", "SOURCE")]
-    rows += [(d.id, d.kind, str(d.pages or "-"), str(d.chunks), _size(d.size_bytes), d.added_at[:16].replace("T", " "),
-              d.source) for d in docs]
+    rows += [
+        (
+            d.id,
+            d.kind,
+            str(d.pages or "-"),
+            str(d.chunks),
+            _size(d.size_bytes),
+            d.added_at[:16].replace("T", " "),
+            d.source,
+        )
+        for d in docs
+    ]
     print(format_table(rows))
     return EXIT_OK
 
@@ -170,7 +197,9 @@ def cmd_kb_search(services: Services, args: argparse.Namespace) -> int:
         return EXIT_OK
     for hit in hits:
         where = hit.where
-        print(f"[{hit.rank}] {hit.source}" + (f" ({where})" if where else "") + f"  score {hit.score:.4g}  {hit.chunk_id}")
+        print(
+            f"[{hit.rank}] {hit.source}" + (f" ({where})" if where else "") + f"  score {hit.score:.4g}  {hit.chunk_id}"
+        )
         print(textwrap.indent(textwrap.shorten(hit.text, 400, placeholder=" ..."), "    "))
     return EXIT_OK
 
@@ -187,6 +216,7 @@ def cmd_kb_reindex(services: Services, args: argparse.Namespace) -> int:
 
     kb = services.kb(args.kb, create=False, allow_embedder_change=True)
     with tqdm(total=None, unit="chunk", desc=f"reindex {kb.name}", file=sys.stderr, disable=None) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total, bar.n = total, done
             bar.refresh()
@@ -203,17 +233,31 @@ def cmd_kb_bases(services: Services, args: argparse.Namespace) -> int:
     elif not bases:
         print("no knowledge bases yet: create one with `python app.py kb add PATH --kb NAME`")
     else:
-        print(format_table([("NAME", "DOCUMENTS", "CHUNKS", "EMBEDDER", "CREATED")] + [
-            (b["name"], str(b["documents"]), str(b["chunks"]), b["embedder"], b["created_at"][:16].replace("T", " "))
-            for b in bases]))
+        print(
+            format_table(
+                [("NAME", "DOCUMENTS", "CHUNKS", "EMBEDDER", "CREATED")]
+                + [
+                    (
+                        b["name"],
+                        str(b["documents"]),
+                        str(b["chunks"]),
+                        b["embedder"],
+                        b["created_at"][:16].replace("T", " "),
+                    )
+                    for b in bases
+                ]
+            )
+        )
     return EXIT_OK
 
 
 def cmd_kb_check(services: Services, args: argparse.Namespace) -> int:
     kb = services.kb(args.kb, create=False)
     counts = kb.check()
-    print(f"{kb.name}: consistent ({counts['documents']} documents, {counts['chunks']} chunks, "
-          f"{counts['indexed']} vectors indexed)")
+    print(
+        f"{kb.name}: consistent ({counts['documents']} documents, {counts['chunks']} chunks, "
+        f"{counts['indexed']} vectors indexed)"
+    )
     return EXIT_OK
 
 
@@ -229,7 +273,7 @@ def _size(n: int) -> str:
 
 
 def _short(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else "..." + text[-(width - 3):]
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 __all__ = ["build_parser", "run", "IngestEvent"]

@@ -15,8 +15,12 @@ def register(sub) -> None:
     ask = sub.add_parser("ask", help="ask a question, answered from a knowledge base with citations")
     ask.add_argument("question", metavar="QUESTION")
     ask.add_argument("--kb", default=None, metavar="NAME", help="knowledge base (default: 'default')")
-    ask.add_argument("--model", default=None, metavar="PATH_OR_NAME",
-                     help="a GGUF file or a registered model (default: the bundled SmolLM2-135M-Instruct)")
+    ask.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH_OR_NAME",
+        help="a GGUF file or a registered model (default: the bundled SmolLM2-135M-Instruct)",
+    )
     ask.add_argument("--no-kb", action="store_true", help="ask the model alone, without retrieval")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     ask.set_defaults(handler=cmd_ask)
@@ -71,7 +75,8 @@ def cmd_eval_rag(services: Services, args: argparse.Namespace) -> int:
 
     items = load_qa(args.qa_file)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    report = evaluate_rag(services.assistant, items, kb=args.kb, model=args.model, modes=modes, k=args.k,
-                          answer=not args.retrieval_only)
+    report = evaluate_rag(
+        services.assistant, items, kb=args.kb, model=args.model, modes=modes, k=args.k, answer=not args.retrieval_only
+    )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

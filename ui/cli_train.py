@@ -32,26 +32,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--data", metavar="FILE", help="Q&A as .jsonl (question/answer or messages) or .csv")
     source.add_argument("--from-kb", metavar="NAME", help="train on a knowledge base's text and sections")
     source.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run from its last checkpoint")
-    train.add_argument("--grounded", metavar="KB", help="with --data: render each question in Chat's prompt with "
-                       "sources retrieved from this knowledge base; the answer cites its source, or abstains")
-    train.add_argument("--base", metavar="MODEL",
-                       help="a .gguf file or a Hugging Face folder (default: bundled SmolLM2-135M)")
+    train.add_argument(
+        "--grounded",
+        metavar="KB",
+        help="with --data: render each question in Chat's prompt with "
+        "sources retrieved from this knowledge base; the answer cites its source, or abstains",
+    )
+    train.add_argument(
+        "--base", metavar="MODEL", help="a .gguf file or a Hugging Face folder (default: bundled SmolLM2-135M)"
+    )
     train.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help=f"default: {DEFAULT_PRESET}")
-    train.add_argument("--method", choices=METHODS, default="auto",
-                       help="auto (default) picks by model size and memory")
+    train.add_argument(
+        "--method", choices=METHODS, default="auto", help="auto (default) picks by model size and memory"
+    )
     add_training_settings(train.add_argument_group("advanced settings (override the preset)"))
     train.set_defaults(handler=cmd_train)
 
-    runs_sub = _with_list(sub, "runs", "training runs: list, cancel", "list training runs with their status",
-                          cmd_runs_list)
+    runs_sub = _with_list(
+        sub, "runs", "training runs: list, cancel", "list training runs with their status", cmd_runs_list
+    )
     cancel = runs_sub.add_parser("cancel", help="stop a running training after its current step")
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.set_defaults(handler=cmd_runs_cancel)
 
     export = sub.add_parser("export", help="merge a run's adapter, convert to GGUF, check it and register it")
     export.add_argument("run_id", metavar="RUN_ID")
-    export.add_argument("--quant", default=DEFAULT_QUANT, type=str.lower, choices=QUANTS,
-                        help=f"GGUF type (default {DEFAULT_QUANT}, the best size/quality measured)")
+    export.add_argument(
+        "--quant",
+        default=DEFAULT_QUANT,
+        type=str.lower,
+        choices=QUANTS,
+        help=f"GGUF type (default {DEFAULT_QUANT}, the best size/quality measured)",
+    )
     export.add_argument("--name", help="registry name (default RUN_ID-QUANT)")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=cmd_export)
@@ -59,11 +71,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _with_list(sub, "models", "the registry of exported models", "list registered models", cmd_models_list)
 
 
-def _with_list(sub: argparse._SubParsersAction, command: str, help: str, list_help: str,
-               handler: Callable[[Services, argparse.Namespace], int]) -> argparse._SubParsersAction:
+def _with_list(
+    sub: argparse._SubParsersAction,
+    command: str,
+    help: str,
+    list_help: str,
+    handler: Callable[[Services, argparse.Namespace], int],
+) -> argparse._SubParsersAction:
     """``COMMAND`` with its subcommands, the first of them ``list [--json]``; returns the subcommands."""
     commands = sub.add_parser(command, help=help).add_subparsers(
-        dest=f"{command}_command", metavar=f"{command.upper()}_COMMAND", required=True)
+        dest=f"{command}_command", metavar=f"{command.upper()}_COMMAND", required=True
+    )
     listing = commands.add_parser("list", help=list_help)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=handler)
@@ -95,9 +113,17 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
     if args.grounded and not args.data:
         raise DomainsmithError("--grounded needs --data (the Q&A to join with the knowledge base)")
     overrides = {s.name: getattr(args, s.name) for s in training_settings() if s.spec.flag and not s.of_job}
-    request = service.TrainRequest(data=args.data, kb=args.from_kb, grounded=args.grounded, base=args.base,
-                                   preset=args.preset, method=args.method, seed=args.seed,
-                                   val_fraction=args.val_fraction, overrides=overrides)
+    request = service.TrainRequest(
+        data=args.data,
+        kb=args.from_kb,
+        grounded=args.grounded,
+        base=args.base,
+        preset=args.preset,
+        method=args.method,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        overrides=overrides,
+    )
 
     def say_notes(data: service.PreparedData) -> None:
         for note in data.data_notes:
@@ -106,13 +132,19 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
             print(data.grounding, file=sys.stderr)
 
     job, _data = service.prepare(settings, request, lambda name: services.kb(name, create=False), say_notes)
-    print(f"run {job.run_id}: {job.n_train} training and {job.n_val} validation examples, "
-          f"preset {job.preset}; {job.method_reason}", file=sys.stderr)
+    print(
+        f"run {job.run_id}: {job.n_train} training and {job.n_val} validation examples, "
+        f"preset {job.preset}; {job.method_reason}",
+        file=sys.stderr,
+    )
     if job.rag:
-        print(f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
-              "by the base and the adapted model" if job.rag["questions"] else
-              "with retrieval on: no held-out question left to ask (each one is also in the training set)",
-              file=sys.stderr)
+        print(
+            f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
+            "by the base and the adapted model"
+            if job.rag["questions"]
+            else "with retrieval on: no held-out question left to ask (each one is also in the training set)",
+            file=sys.stderr,
+        )
     return _follow(settings, job)
 
 
@@ -151,8 +183,9 @@ def _follow(settings: Any, job: Any) -> int:
             print(final.log_tail, file=sys.stderr)
         raise DomainsmithError(message)
     if final.kind == "cancelled":
-        print(f"cancelled at step {final.step}; resume with `python app.py train --resume {job.run_id}`",
-              file=sys.stderr)
+        print(
+            f"cancelled at step {final.step}; resume with `python app.py train --resume {job.run_id}`", file=sys.stderr
+        )
         print(job.run_id)
         return EXIT_CANCELLED
     _print_metrics(final.metrics or {})
@@ -162,28 +195,39 @@ def _follow(settings: Any, job: Any) -> int:
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
     if "val_loss_before" in metrics:
-        print(f"validation loss {metrics['val_loss_before']:.3f} -> {metrics['val_loss_after']:.3f} "
-              f"(perplexity {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f})", file=sys.stderr)
+        print(
+            f"validation loss {metrics['val_loss_before']:.3f} -> {metrics['val_loss_after']:.3f} "
+            f"(perplexity {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f})",
+            file=sys.stderr,
+        )
     if "answers_base" in metrics:
         b, a = metrics["answers_base"], metrics["answers_adapted"]
-        print(f"held-out answers ({a['count']}): "
-              f"keyword recall {b['keyword_recall']:.2f} -> {a['keyword_recall']:.2f}, "
-              f"ROUGE-L {b['rouge_l']:.2f} -> {a['rouge_l']:.2f} (base -> adapted)", file=sys.stderr)
+        print(
+            f"held-out answers ({a['count']}): "
+            f"keyword recall {b['keyword_recall']:.2f} -> {a['keyword_recall']:.2f}, "
+            f"ROUGE-L {b['rouge_l']:.2f} -> {a['rouge_l']:.2f} (base -> adapted)",
+            file=sys.stderr,
+        )
     if "rag_base" in metrics:
         print(rag_table(metrics), file=sys.stderr)
 
 
-RAG_ROWS = (("keyword_accuracy", "keyword accuracy"), ("citation_support", "citation support"),
-            ("abstention_precision", "abstention precision"), ("abstention_recall", "abstention recall"),
-            ("quoted_passage", "quoted a passage instead"))
+RAG_ROWS = (
+    ("keyword_accuracy", "keyword accuracy"),
+    ("citation_support", "citation support"),
+    ("abstention_precision", "abstention precision"),
+    ("abstention_recall", "abstention recall"),
+    ("quoted_passage", "quoted a passage instead"),
+)
 
 
 def rag_table(metrics: dict[str, Any]) -> str:
     """Base and adapted side by side with retrieval on (the ``eval rag`` measures)."""
     base, adapted, about = metrics["rag_base"], metrics["rag_adapted"], metrics.get("rag", {})
     title = f"with retrieval on ({about.get('kb', 'knowledge base')}, {base.get('count', 0)} held-out questions)"
-    rows = [(title, "base", "adapted")] + [(f"  {label}", _num(base.get(key)), _num(adapted.get(key)))
-                                           for key, label in RAG_ROWS]
+    rows = [(title, "base", "adapted")] + [
+        (f"  {label}", _num(base.get(key)), _num(adapted.get(key))) for key, label in RAG_ROWS
+    ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{r[0]:<{width}}  {r[1]:>7}  {r[2]:>7}" for r in rows)
 
@@ -203,8 +247,19 @@ def cmd_runs_list(services: Services, args: argparse.Namespace) -> int:
         rows = [("RUN", "STATUS", "STEP", "LOSS", "VAL", "METHOD", "BASE", "DATA", "CREATED")]
         for r in runs:
             data = r["source"].get("path") or f"kb:{r['source'].get('name', '')}"
-            rows.append((r["run_id"], r["status"], f"{r['step']}/{r['total_steps']}", _num(r["loss"]),
-                         _num(r["val_loss"]), r["method"], r["base"], data, r["created"][:16].replace("T", " ")))
+            rows.append(
+                (
+                    r["run_id"],
+                    r["status"],
+                    f"{r['step']}/{r['total_steps']}",
+                    _num(r["loss"]),
+                    _num(r["val_loss"]),
+                    r["method"],
+                    r["base"],
+                    data,
+                    r["created"][:16].replace("T", " "),
+                )
+            )
         print(format_table(rows))
     return EXIT_OK
 
@@ -222,11 +277,15 @@ def cmd_runs_cancel(services: Services, args: argparse.Namespace) -> int:
 def cmd_export(services: Services, args: argparse.Namespace) -> int:
     from adapters.export import export
 
-    record = export(services.settings, args.run_id, args.quant, name=args.name,
-                    progress=lambda stage: print(stage, file=sys.stderr))
+    record = export(
+        services.settings, args.run_id, args.quant, name=args.name, progress=lambda stage: print(stage, file=sys.stderr)
+    )
     if args.json:
-        print(json.dumps({"model": record.name, "path": record.file, "quant": record.quant,
-                          "size_bytes": record.size_bytes}))
+        print(
+            json.dumps(
+                {"model": record.name, "path": record.file, "quant": record.quant, "size_bytes": record.size_bytes}
+            )
+        )
     else:
         smoke = record.metrics.get("smoke_test", {})
         print(f"greedy agreement with the merged model: {smoke.get('greedy_agreement', 0):.0%}", file=sys.stderr)
@@ -243,8 +302,18 @@ def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
         print("no exported models yet: train with `python app.py train`, then `python app.py export RUN_ID`")
     else:
         rows = [("NAME", "QUANT", "SIZE", "BASE", "RUN", "CREATED", "FILE")]
-        rows += [(m.name, m.quant, f"{m.size_bytes / 2**20:.1f} MB", m.base, m.run_id,
-                  m.created_at[:16].replace("T", " "), m.file) for m in models]
+        rows += [
+            (
+                m.name,
+                m.quant,
+                f"{m.size_bytes / 2**20:.1f} MB",
+                m.base,
+                m.run_id,
+                m.created_at[:16].replace("T", " "),
+                m.file,
+            )
+            for m in models
+        ]
         print(format_table(rows))
     return EXIT_OK
 

@@ -42,8 +42,17 @@ def preview(services: Services, file: str | None) -> tuple[list[list[str]], str]
     return table, "✅ " + "  \n".join(html.escape(n) for n in notes)
 
 
-def start(services: Services, source: str, file: str | None, kb: str | None, grounded: bool, base: str | None,
-          preset: str, method: str, *advanced: Any) -> tuple[str, str]:
+def start(
+    services: Services,
+    source: str,
+    file: str | None,
+    kb: str | None,
+    grounded: bool,
+    base: str | None,
+    preset: str,
+    method: str,
+    *advanced: Any,
+) -> tuple[str, str]:
     """Start a run in the background; returns (run id, status markdown)."""
     # A blank number field arrives as None or 0: both mean "the preset's value" (a job setting's default).
     values = {s.name: s.type(v) if v else s.blank for s, v in zip(ADVANCED_SETTINGS, advanced, strict=True)}
@@ -54,15 +63,26 @@ def start(services: Services, source: str, file: str | None, kb: str | None, gro
         raise DomainsmithError("upload a Q&A file first (.jsonl or .csv)")
     if by_file:  # keep the run's data under DOMAINSMITH_HOME (upload temp files are cleaned up)
         s = services.settings
-        file = str(stage_upload(s.uploads_dir, TRAINING_UPLOADS, Path(file), Path(file).name,
-                                s.parse_limits.max_file_bytes))
-    request = TrainRequest(data=file if by_file else None, kb=None if by_file else kb,
-                           grounded=kb if by_file and grounded else None,
-                           base=None if base in (None, "", CHAT_MODEL_NAME) else base,
-                           preset=preset, method=method, overrides=overrides, **job_settings)
+        file = str(
+            stage_upload(s.uploads_dir, TRAINING_UPLOADS, Path(file), Path(file).name, s.parse_limits.max_file_bytes)
+        )
+    request = TrainRequest(
+        data=file if by_file else None,
+        kb=None if by_file else kb,
+        grounded=kb if by_file and grounded else None,
+        base=None if base in (None, "", CHAT_MODEL_NAME) else base,
+        preset=preset,
+        method=method,
+        overrides=overrides,
+        **job_settings,
+    )
     job, notes = services.finetuner.start(request)
-    lines = [f"**Run {job.run_id}** started: {job.n_train} training and {job.n_val} validation examples, "
-             f"preset {job.preset}.", f"Method: {html.escape(job.method_reason)}", *map(html.escape, notes)]
+    lines = [
+        f"**Run {job.run_id}** started: {job.n_train} training and {job.n_val} validation examples, "
+        f"preset {job.preset}.",
+        f"Method: {html.escape(job.method_reason)}",
+        *map(html.escape, notes),
+    ]
     return job.run_id, "  \n".join(lines)
 
 
@@ -74,13 +94,21 @@ def progress_html(p: RunProgress) -> str:
         parts.append(f"{p.tokens_per_s:.0f} tokens/s")
     if p.eta_s is not None and p.status == "running":
         parts.append(f"about {int(p.eta_s)} s left")
-    labels = {"done": "✅ finished", "cancelled": "⏹ cancelled", "failed": "❌ failed",
-              "interrupted": "⚠️ interrupted (resume it)", "running": "⏳ training", "new": "waiting"}
+    labels = {
+        "done": "✅ finished",
+        "cancelled": "⏹ cancelled",
+        "failed": "❌ failed",
+        "interrupted": "⚠️ interrupted (resume it)",
+        "running": "⏳ training",
+        "new": "waiting",
+    }
     label = labels.get(p.status, p.status)
     message = f"<div class='ds-run-message'>{html.escape(p.message)}</div>" if p.message else ""
-    return (f"<div class='ds-progress' data-status='{p.status}' data-step='{p.step}'>"
-            f"<b>{html.escape(p.run_id)}</b>: {label}: {' · '.join(parts)}"
-            f"<progress max='1' value='{p.fraction:.3f}' style='width:100%'></progress>{message}</div>")
+    return (
+        f"<div class='ds-progress' data-status='{p.status}' data-step='{p.step}'>"
+        f"<b>{html.escape(p.run_id)}</b>: {label}: {' · '.join(parts)}"
+        f"<progress max='1' value='{p.fraction:.3f}' style='width:100%'></progress>{message}</div>"
+    )
 
 
 def refresh(services: Services, run_id: str | None):
@@ -134,16 +162,21 @@ def export(services: Services, run_id: str | None, quant: str, say=None) -> tupl
     agreement = record.metrics.get("smoke_test", {}).get("greedy_agreement")
     checked = f"; greedy agreement with the merged model {agreement:.0%}" if agreement is not None else ""
     size = f"{record.size_bytes / 2**20:.1f} MB"
-    return (f"✅ Exported **{html.escape(record.name)}** ({record.quant}, {size}){checked}. "
-            f"It is in the Chat model picker.", record.name)
+    return (
+        f"✅ Exported **{html.escape(record.name)}** ({record.quant}, {size}){checked}. "
+        f"It is in the Chat model picker.",
+        record.name,
+    )
 
 
 def run_choices(services: Services) -> list[tuple[str, str]]:
     def data(source: dict[str, Any]) -> str:
         return Path(source["path"]).name if source.get("path") else f"knowledge base {source.get('name')}"
 
-    return [(f"{r['run_id']} ({r['status']}, {data(r['source'])})", r["run_id"])
-            for r in reversed(services.finetuner.runs())]
+    return [
+        (f"{r['run_id']} ({r['status']}, {data(r['source'])})", r["run_id"])
+        for r in reversed(services.finetuner.runs())
+    ]
 
 
 def _question(example: dict[str, Any]) -> str:
@@ -151,8 +184,10 @@ def _question(example: dict[str, Any]) -> str:
 
 
 def _answer(example: dict[str, Any]) -> str:
-    return next((m["content"] for m in reversed(example.get("messages", [])) if m["role"] == "assistant"),
-                example.get("answer", ""))
+    return next(
+        (m["content"] for m in reversed(example.get("messages", [])) if m["role"] == "assistant"),
+        example.get("answer", ""),
+    )
 
 
 def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | None = None) -> None:
@@ -168,45 +203,86 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
         with gr.Column(scale=1):
             gr.Markdown("### 1. Data")
             source = gr.Radio([SOURCE_FILE, SOURCE_KB], value=SOURCE_FILE, label="Train on")
-            file = gr.File(label="Q&A file: .jsonl (question/answer or messages) or .csv",
-                           file_types=[".jsonl", ".csv"], type="filepath", elem_id="ds-train-file")
-            kb = gr.Dropdown(kb_choices(services), value=services.settings.default_kb, label="Knowledge base",
-                             info="with a Q&A file: used when 'grounded' is ticked")
+            file = gr.File(
+                label="Q&A file: .jsonl (question/answer or messages) or .csv",
+                file_types=[".jsonl", ".csv"],
+                type="filepath",
+                elem_id="ds-train-file",
+            )
+            kb = gr.Dropdown(
+                kb_choices(services),
+                value=services.settings.default_kb,
+                label="Knowledge base",
+                info="with a Q&A file: used when 'grounded' is ticked",
+            )
             grounded = gr.Checkbox(False, label="Grounded: train answers that cite this knowledge base's sources")
             report = gr.Markdown(elem_id="ds-data-report")
-            sample = gr.Dataframe(headers=["Question", "Answer"], label="Preview", interactive=False, wrap=True,
-                                  max_height=240)
+            sample = gr.Dataframe(
+                headers=["Question", "Answer"], label="Preview", interactive=False, wrap=True, max_height=240
+            )
         with gr.Column(scale=1):
             gr.Markdown("### 2. Model and settings")
-            base = gr.Dropdown([CHAT_MODEL_NAME], value=CHAT_MODEL_NAME, allow_custom_value=True,
-                               label="Base model", info="the bundled model, a .gguf file or a Hugging Face folder",
-                               elem_id="ds-train-base")
-            preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset",
-                              info="quick: 5 epochs, a first look; standard: 20 epochs, learns a few dozen facts")
-            method = gr.Radio(list(METHODS), value="auto", label="Method",
-                              info="auto picks QLoRA (4-bit) or plain LoRA from the model's size and your memory")
+            base = gr.Dropdown(
+                [CHAT_MODEL_NAME],
+                value=CHAT_MODEL_NAME,
+                allow_custom_value=True,
+                label="Base model",
+                info="the bundled model, a .gguf file or a Hugging Face folder",
+                elem_id="ds-train-base",
+            )
+            preset = gr.Radio(
+                list(PRESETS),
+                value=DEFAULT_PRESET,
+                label="Preset",
+                info="quick: 5 epochs, a first look; standard: 20 epochs, learns a few dozen facts",
+            )
+            method = gr.Radio(
+                list(METHODS),
+                value="auto",
+                label="Method",
+                info="auto picks QLoRA (4-bit) or plain LoRA from the model's size and your memory",
+            )
             with gr.Accordion("Advanced settings (blank or 0: the preset's)", open=False):
                 advanced = []
                 for row in range(0, len(ADVANCED_SETTINGS), 3):
                     with gr.Row():
-                        advanced += [gr.Number(s.blank, label=s.spec.ui, precision=0 if s.type is int else None)
-                                     for s in ADVANCED_SETTINGS[row:row + 3]]
+                        advanced += [
+                            gr.Number(s.blank, label=s.spec.ui, precision=0 if s.type is int else None)
+                            for s in ADVANCED_SETTINGS[row : row + 3]
+                        ]
             with gr.Row():
                 train = gr.Button("Train adapter", variant="primary", elem_id="ds-train")
                 stop = gr.Button("Cancel", variant="stop", elem_id="ds-cancel")
                 again = gr.Button("Resume", elem_id="ds-resume")
-            runs = gr.Dropdown(run_choices(services), label="Runs", info="pick a run to see its progress and results",
-                               elem_id="ds-runs")
+            runs = gr.Dropdown(
+                run_choices(services),
+                label="Runs",
+                info="pick a run to see its progress and results",
+                elem_id="ds-runs",
+            )
     status = gr.Markdown(elem_id="ds-train-status")
     bar = gr.HTML(elem_id="ds-progress")
-    plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", height=280, elem_id="ds-loss-plot",
-                       color_map={"training": "#2563eb", "validation": "#ea580c"})
+    plot = gr.LinePlot(
+        x="step",
+        y="loss",
+        color="series",
+        title="Loss",
+        height=280,
+        elem_id="ds-loss-plot",
+        color_map={"training": "#2563eb", "validation": "#ea580c"},
+    )
     with gr.Row():
-        evaluation = gr.Dataframe(headers=EVAL_COLUMNS, label="Before / after evaluation", interactive=False,
-                                  elem_id="ds-eval")
+        evaluation = gr.Dataframe(
+            headers=EVAL_COLUMNS, label="Before / after evaluation", interactive=False, elem_id="ds-eval"
+        )
         with gr.Column():
-            quant = gr.Dropdown(list(QUANTS), value=DEFAULT_QUANT, label="GGUF type", elem_id="ds-quant",
-                                info=f"{DEFAULT_QUANT}: +0.4 % perplexity over f16, measured")
+            quant = gr.Dropdown(
+                list(QUANTS),
+                value=DEFAULT_QUANT,
+                label="GGUF type",
+                elem_id="ds-quant",
+                info=f"{DEFAULT_QUANT}: +0.4 % perplexity over f16, measured",
+            )
             export_button = gr.Button("Merge & export GGUF", elem_id="ds-export")
             use_button = gr.Button("Use in Chat", elem_id="ds-use", interactive=False)
             export_status = gr.Markdown(elem_id="ds-export-status")
@@ -246,8 +322,12 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
         return updates
 
     file.change(lambda f: preview(services, f), file, [sample, report])
-    train.click(on_start, [source, file, kb, grounded, base, preset, method, *advanced],
-                [run_id, status, timer, runs], api_name="train")
+    train.click(
+        on_start,
+        [source, file, kb, grounded, base, preset, method, *advanced],
+        [run_id, status, timer, runs],
+        api_name="train",
+    )
     timer.tick(on_tick, run_id, [bar, plot, log, evaluation, timer, runs], show_progress="hidden")
     runs.select(on_pick, runs, [run_id, bar, plot, log, evaluation, timer])
     stop.click(lambda rid: cancel(services, rid), run_id, status)

@@ -21,12 +21,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     import gradio as gr
 
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def streaming(*args: Any, **kwargs: Any):
             try:
                 yield from fn(*args, **kwargs)
             except DomainsmithError as exc:
                 raise gr.Error(str(exc)) from exc
+
         return streaming
 
     @functools.wraps(fn)
@@ -35,4 +37,5 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except DomainsmithError as exc:
             raise gr.Error(str(exc)) from exc
+
     return plain

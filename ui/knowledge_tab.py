@@ -18,12 +18,15 @@ HIT_COLUMNS = ["#", "Source", "Page", "Section", "Passage", "Score"]
 
 
 def documents_table(services: Services, kb_name: str) -> list[list]:
-    return [[d.id, d.name, d.kind, d.pages or "", d.chunks, d.added_at[:16].replace("T", " "), d.source]
-            for d in services.kb(kb_name).documents()]
+    return [
+        [d.id, d.name, d.kind, d.pages or "", d.chunks, d.added_at[:16].replace("T", " "), d.source]
+        for d in services.kb(kb_name).documents()
+    ]
 
 
-def upload(services: Services, kb_name: str, files: list[str] | None,
-           progress: Callable[[float, str], None] | None = None) -> Iterator[tuple[str, list[list]]]:
+def upload(
+    services: Services, kb_name: str, files: list[str] | None, progress: Callable[[float, str], None] | None = None
+) -> Iterator[tuple[str, list[list]]]:
     """Stage uploads, ingest them, yield (status markdown, documents table) as files finish."""
     if not files:
         yield "Choose one or more files first.", documents_table(services, kb_name)
@@ -33,8 +36,16 @@ def upload(services: Services, kb_name: str, files: list[str] | None,
     for file in files:
         path = Path(file)
         try:
-            staged.append(stage_upload(services.settings.uploads_dir, kb.name, path, path.name,
-                                       services.settings.parse_limits.max_file_bytes, taken))
+            staged.append(
+                stage_upload(
+                    services.settings.uploads_dir,
+                    kb.name,
+                    path,
+                    path.name,
+                    services.settings.parse_limits.max_file_bytes,
+                    taken,
+                )
+            )
         except DomainsmithError as exc:
             lines.append(f"- ❌ {exc}")
     done = 0
@@ -44,8 +55,11 @@ def upload(services: Services, kb_name: str, files: list[str] | None,
             progress(done / max(1, len(staged)), f"{done}/{len(staged)} files")
         if event.status == "done":
             s = event.summary
-            lines.insert(0, f"**Done:** {len(s.added)} added, {len(s.replaced)} replaced, "
-                            f"{len(s.unchanged)} unchanged, {len(s.skipped)} skipped, {len(s.failed)} failed.")
+            lines.insert(
+                0,
+                f"**Done:** {len(s.added)} added, {len(s.replaced)} replaced, "
+                f"{len(s.unchanged)} unchanged, {len(s.skipped)} skipped, {len(s.failed)} failed.",
+            )
         elif event.status in ("added", "replaced"):
             lines.append(f"- ✅ {event.source}: {event.status}, {event.chunks} chunks")
         else:
@@ -55,8 +69,10 @@ def upload(services: Services, kb_name: str, files: list[str] | None,
 
 
 def search(services: Services, kb_name: str, query: str, mode: str) -> list[list]:
-    return [[h.rank, h.source, h.page or "", h.section, h.text, round(h.score, 4)]
-            for h in services.kb(kb_name).search(query, k=10, mode=mode)]
+    return [
+        [h.rank, h.source, h.page or "", h.section, h.text, round(h.score, 4)]
+        for h in services.kb(kb_name).search(query, k=10, mode=mode)
+    ]
 
 
 def remove(services: Services, kb_name: str, doc_id: str) -> tuple[str, list[list]]:
@@ -93,21 +109,30 @@ def build(services: Services):
     import gradio as gr
 
     with gr.Row():
-        kb_name = gr.Dropdown(kb_names(services), value=services.settings.default_kb, label="Knowledge base",
-                              scale=2, elem_id="ds-kb")
+        kb_name = gr.Dropdown(
+            kb_names(services), value=services.settings.default_kb, label="Knowledge base", scale=2, elem_id="ds-kb"
+        )
         new_name = gr.Textbox(label="New knowledge base", placeholder="letters, digits, - and _", scale=2)
         create_button = gr.Button("Create", scale=1)
     with gr.Row():
         with gr.Column(scale=1):
-            files = gr.File(label="Add documents (PDF, DOCX, Markdown, HTML, TXT): drop files here",
-                            file_count="multiple", elem_id="ds-upload")
+            files = gr.File(
+                label="Add documents (PDF, DOCX, Markdown, HTML, TXT): drop files here",
+                file_count="multiple",
+                elem_id="ds-upload",
+            )
             folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="ds-upload-folder")
             add_button = gr.Button("Add to knowledge base", variant="primary", elem_id="ds-add")
             status = gr.Markdown(elem_id="ds-upload-status")
         with gr.Column(scale=2):
-            table = gr.Dataframe(documents_table(services, services.settings.default_kb), headers=DOC_COLUMNS,
-                                 label="Documents (select a row to remove it)", interactive=False, elem_id="ds-documents",
-                                 column_widths=["14%", "22%", "10%", "8%", "8%", "16%", "22%"])
+            table = gr.Dataframe(
+                documents_table(services, services.settings.default_kb),
+                headers=DOC_COLUMNS,
+                label="Documents (select a row to remove it)",
+                interactive=False,
+                elem_id="ds-documents",
+                column_widths=["14%", "22%", "10%", "8%", "8%", "16%", "22%"],
+            )
             with gr.Row():
                 doc_id = gr.Textbox(label="Selected document id", scale=2)
                 remove_button = gr.Button("Remove…", variant="stop", scale=1)
@@ -120,8 +145,14 @@ def build(services: Services):
     with gr.Row():
         query = gr.Textbox(label="Search", placeholder="Search your documents", scale=3, elem_id="ds-search")
         mode = gr.Radio(["hybrid", "vector", "keyword"], value="hybrid", label="Mode", scale=1)
-    hits = gr.Dataframe(headers=HIT_COLUMNS, label="Passages", interactive=False, wrap=True, elem_id="ds-hits",
-                        column_widths=["4%", "16%", "6%", "18%", "48%", "8%"])
+    hits = gr.Dataframe(
+        headers=HIT_COLUMNS,
+        label="Passages",
+        interactive=False,
+        wrap=True,
+        elem_id="ds-hits",
+        column_widths=["4%", "16%", "6%", "18%", "48%", "8%"],
+    )
 
     @user_errors
     def on_add(name, chosen, chosen_folder, progress=gr.Progress()):
@@ -133,8 +164,11 @@ def build(services: Services):
         return str(rows.iloc[row, 0]) if hasattr(rows, "iloc") else str(rows[row][0])
 
     def ask_confirm(kind, name, selected):
-        what = (f"Remove **{describe(services, name, selected)}** from {name}?" if kind == "remove"
-                else f"Re-embed every chunk of **{name}** and rebuild its index? This can take a while.")
+        what = (
+            f"Remove **{describe(services, name, selected)}** from {name}?"
+            if kind == "remove"
+            else f"Re-embed every chunk of **{name}** and rebuild its index? This can take a while."
+        )
         return gr.Row(visible=True), what, kind
 
     def on_confirm(kind, name, selected):
@@ -146,12 +180,16 @@ def build(services: Services):
         return gr.Dropdown(choices=names, value=created), ""
 
     add_button.click(on_add, [kb_name, files, folder], [status, table], api_name="upload")
-    query.submit(user_errors(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits,
-                 api_name="search")
+    query.submit(
+        user_errors(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits, api_name="search"
+    )
     table.select(on_select, table, doc_id)
-    remove_button.click(user_errors(lambda name, d: ask_confirm("remove", name, d)), [kb_name, doc_id],
-                        [confirm_row, question, action])
-    reindex_button.click(user_errors(lambda name: ask_confirm("reindex", name, "")), [kb_name], [confirm_row, question, action])
+    remove_button.click(
+        user_errors(lambda name, d: ask_confirm("remove", name, d)), [kb_name, doc_id], [confirm_row, question, action]
+    )
+    reindex_button.click(
+        user_errors(lambda name: ask_confirm("reindex", name, "")), [kb_name], [confirm_row, question, action]
+    )
     yes.click(user_errors(on_confirm), [action, kb_name, doc_id], [status, table, confirm_row, doc_id])
     no.click(lambda: gr.Row(visible=False), None, confirm_row)
     create_button.click(user_errors(on_create), new_name, [kb_name, new_name])

@@ -84,8 +84,7 @@ def check_archive(path: Path, limits: ParseLimits) -> None:
             members = archive.infolist()
     except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
         raise CorruptDocument(
-            "not a Word document: a .docx file is a zip archive and this one is not, "
-            f"or it is damaged ({exc})",
+            f"not a Word document: a .docx file is a zip archive and this one is not, or it is damaged ({exc})",
             path=name,
         ) from exc
     if not any(member.filename == MAIN_PART for member in members):
@@ -182,10 +181,7 @@ def table_text(table: CT_Tbl) -> str:
     """Rows as lines, cells joined with " | "; a cell's paragraphs (and nested tables) on one line."""
     lines = []
     for row in table.tr_lst:
-        cells = [
-            normalise_space(" ".join(paragraph_text(p) for p in cell.iter(_TAGS_P)))
-            for cell in row.tc_lst
-        ]
+        cells = [normalise_space(" ".join(paragraph_text(p) for p in cell.iter(_TAGS_P))) for cell in row.tc_lst]
         if any(cells):
             lines.append(normalise_space(" | ".join(cells)))  # "a |  | c" -> "a | | c"
     return "\n".join(lines)

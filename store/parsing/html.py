@@ -36,28 +36,73 @@ _CHARSET_ALIASES = {
     "utf-16-be": "utf-8",
 }
 
-_DROP_TAGS = frozenset({
-    "script", "style", "nav", "footer", "aside", "form", "noscript", "template", "head",
-    "svg", "button", "iframe", "object", "select", "textarea",
-})
+_DROP_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "nav",
+        "footer",
+        "aside",
+        "form",
+        "noscript",
+        "template",
+        "head",
+        "svg",
+        "button",
+        "iframe",
+        "object",
+        "select",
+        "textarea",
+    }
+)
 _DROP_CLASSES = {"div": {"sphinxsidebar", "related", "footer"}, "a": {"headerlink"}}
 _DROP_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
 _SECTIONING = frozenset({"article", "main", "section"})
-_BLOCK_TAGS = frozenset({
-    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
-    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hr",
-    "li", "main", "nav", "ol", "p", "section", "summary", "table", "tbody", "td", "tfoot", "th",
-    "thead", "tr", "ul",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 
 
 def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
     """Parse an HTML page into heading, text and table blocks of its main content."""
     text = decode_html(path.read_bytes(), path=path)
-    parser = etree.HTMLParser(
-        encoding="utf-8", huge_tree=True, remove_comments=True, remove_pis=True, no_network=True
-    )
+    parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, remove_comments=True, remove_pis=True, no_network=True)
     try:
         root = etree.fromstring(text.encode("utf-8", errors="replace"), parser)
     except (etree.LxmlError, ValueError) as exc:
@@ -157,9 +202,7 @@ class _Walker:
             if event == "start":
                 depth += 1
                 if depth > self.max_depth:
-                    raise CorruptDocument(
-                        f"the HTML is nested more than {self.max_depth} levels deep", path=self.name
-                    )
+                    raise CorruptDocument(f"the HTML is nested more than {self.max_depth} levels deep", path=self.name)
                 sections += tag in _SECTIONING
                 if _dropped(element, tag, sections > 0):
                     walker.skip_subtree()

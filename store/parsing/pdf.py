@@ -37,8 +37,7 @@ except ImportError:  # pragma: no cover - older pypdf
     LimitReachedError = ()  # type: ignore[assignment,misc]
 
 NO_TEXT_LAYER = (
-    "this PDF has no text layer (is it a scanned document?); "
-    "OCR is not supported, so there is no text to index"
+    "this PDF has no text layer (is it a scanned document?); OCR is not supported, so there is no text to index"
 )
 _MAX_OUTLINE_ENTRIES = 10_000
 _SENTENCE_END = tuple('.!?:;"\u201d)')
@@ -64,15 +63,11 @@ def _reading(name: str, what: str) -> Iterator[None]:
     except DomainsmithError:
         raise
     except LimitReachedError as exc:
-        raise FileTooLarge(
-            f"the PDF holds a stream that expands beyond pypdf's limits ({exc})", path=name
-        ) from exc
+        raise FileTooLarge(f"the PDF holds a stream that expands beyond pypdf's limits ({exc})", path=name) from exc
     except Exception as exc:
         log.debug("%s: pypdf failed while %s", name, what, exc_info=True)
         detail = str(exc) or type(exc).__name__
-        raise CorruptDocument(
-            f"the PDF is damaged and cannot be read ({what}: {detail})", path=name
-        ) from exc
+        raise CorruptDocument(f"the PDF is damaged and cannot be read ({what}: {detail})", path=name) from exc
 
 
 def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
@@ -86,9 +81,7 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
     with _reading(name, "reading the page tree"):
         page_count = len(reader.pages)
     if page_count > limits.max_pages:
-        raise FileTooLarge(
-            f"the PDF has {page_count} pages, over the {limits.max_pages}-page limit", path=name
-        )
+        raise FileTooLarge(f"the PDF has {page_count} pages, over the {limits.max_pages}-page limit", path=name)
     outline = _outline(reader, name)
     blocks: list[Block] = []
     failed: list[int] = []
@@ -105,9 +98,7 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
         blocks.extend(cursor.blocks_for_page(index, paragraphs(text)))
     if not blocks:
         if failed:
-            raise CorruptDocument(
-                f"the PDF is damaged: none of its {page_count} pages could be read", path=name
-            )
+            raise CorruptDocument(f"the PDF is damaged: none of its {page_count} pages could be read", path=name)
         raise EmptyDocument(NO_TEXT_LAYER, path=name)
     if failed:
         log.warning("%s: skipped unreadable pages %s", name, ", ".join(map(str, failed)))

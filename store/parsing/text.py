@@ -35,8 +35,7 @@ _MAX_CONTROL_SHARE = 0.02
 # What Western European text in windows-1252 (or Latin-1) holds beyond ASCII: accented
 # letters and common punctuation, not the rarer symbols random bytes would also produce.
 _WESTERN = frozenset(
-    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ"
-    "€‚„…–—‘’“”•·«»¡¿°§©®™£¥¢\xa0½¼¾²³µ×÷±"
+    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ€‚„…–—‘’“”•·«»¡¿°§©®™£¥¢\xa0½¼¾²³µ×÷±"
 )
 _MAX_ACCENTED_SHARE = 0.4
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\v]*\n|\f")
@@ -78,9 +77,7 @@ def decode_text(data: bytes, *, path: str | Path | None = None) -> str:
         text = data[skip:].decode(encoding, errors="replace")
         sample = text[:65536]
         if sample.count("\ufffd") > _MAX_CONTROL_SHARE * len(sample):
-            raise CorruptDocument(
-                f"the text cannot be decoded as {encoding}, as its byte-order mark says", path=name
-            )
+            raise CorruptDocument(f"the text cannot be decoded as {encoding}, as its byte-order mark says", path=name)
     elif b"\x00" in data:
         encoding = _utf16_without_bom(data)
         if encoding is None:
@@ -142,8 +139,7 @@ def _guess_decode(data: bytes, name: str | None) -> str:
     best = from_bytes(data).best()
     if best is None:
         raise CorruptDocument(
-            "the text is not UTF-8 and its encoding could not be detected; "
-            "save it as UTF-8 and add it again",
+            "the text is not UTF-8 and its encoding could not be detected; save it as UTF-8 and add it again",
             path=name,
         )
     # Equivalent decodings are grouped; prefer the most common legacy one when it is among them.

@@ -22,26 +22,38 @@ def write_jsonl(path, rows):
 
 def test_jsonl_question_answer_and_messages(tmp_path):
     rows = tiny_models.qa_rows(10)
-    rows.append({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Seal?"},
-                              {"role": "assistant", "content": "Every 8,000 h."}]})
+    rows.append(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Seal?"},
+                {"role": "assistant", "content": "Every 8,000 h."},
+            ]
+        }
+    )
     report = datasets.load_file(write_jsonl(tmp_path / "qa.jsonl", rows))
     assert len(report.examples) == 11
     first = report.examples[0]
     assert first["kind"] == "chat" and first["origin"] == "qa.jsonl:1"
-    assert first["messages"] == [{"role": "user", "content": "What colour is pump 1?"},
-                                 {"role": "assistant", "content": "Pump 1 is blue."}]
+    assert first["messages"] == [
+        {"role": "user", "content": "What colour is pump 1?"},
+        {"role": "assistant", "content": "Pump 1 is blue."},
+    ]
     assert report.examples[-1]["messages"][0]["role"] == "system"
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ('{"question": "Q?", "answer": "A."', "not valid JSON"),
-    ('{"question": "Q?"}', 'missing "answer"'),
-    ('{"question": "Q?", "answer": "   "}', "empty answer"),
-    ('{"question": 3, "answer": "A"}', '"question" must be text'),
-    ('["Q?", "A."]', "JSON object"),
-    ('{"messages": [{"role": "user", "content": "Q?"}]}', "last message must be the assistant"),
-    ('{"messages": [{"role": "robot", "content": "Q?"}, {"role": "assistant", "content": "A"}]}', "role 'robot'"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ('{"question": "Q?", "answer": "A."', "not valid JSON"),
+        ('{"question": "Q?"}', 'missing "answer"'),
+        ('{"question": "Q?", "answer": "   "}', "empty answer"),
+        ('{"question": 3, "answer": "A"}', '"question" must be text'),
+        ('["Q?", "A."]', "JSON object"),
+        ('{"messages": [{"role": "user", "content": "Q?"}]}', "last message must be the assistant"),
+        ('{"messages": [{"role": "robot", "content": "Q?"}, {"role": "assistant", "content": "A"}]}', "role 'robot'"),
+    ],
+)
 def test_malformed_jsonl_names_file_and_line(tmp_path, bad_line, reason):
     lines = [json.dumps(r) for r in tiny_models.qa_rows(12)]
     lines.insert(6, bad_line)
@@ -95,8 +107,10 @@ def test_duplicates_reported_and_dropped_and_minimum_stated(tmp_path):
 
 
 def test_split_is_seeded_and_keeps_text_in_training():
-    examples = [{"kind": "chat", "messages": [{"role": "user", "content": str(i)},
-                                              {"role": "assistant", "content": "a"}]} for i in range(30)]
+    examples = [
+        {"kind": "chat", "messages": [{"role": "user", "content": str(i)}, {"role": "assistant", "content": "a"}]}
+        for i in range(30)
+    ]
     examples.append({"kind": "text", "text": "passage"})
     train_a, val_a = datasets.split(examples, 0.1, seed=7)
     train_b, val_b = datasets.split(examples, 0.1, seed=7)
@@ -123,8 +137,14 @@ def test_examples_from_knowledge_base(open_kb, tmp_path):
 
 
 def test_job_manifest_round_trip(tmp_path):
-    job = TrainJob(run_id="r1", base="/m.gguf", method="lora", hyperparameters=preset("quick"), seed=3,
-                   source={"kind": "file", "path": "qa.jsonl"})
+    job = TrainJob(
+        run_id="r1",
+        base="/m.gguf",
+        method="lora",
+        hyperparameters=preset("quick"),
+        seed=3,
+        source={"kind": "file", "path": "qa.jsonl"},
+    )
     job.save(RunFolder(tmp_path))
     again = TrainJob.load(RunFolder(tmp_path))
     assert again == job and isinstance(again.hyperparameters, Hyperparameters)
@@ -135,16 +155,25 @@ def test_job_manifest_round_trip(tmp_path):
         preset("quick", epochs=0)
 
 
-SMOLLM = BaseModel(path=None, kind="gguf", architecture="llama", n_params=134_515_008, hidden_size=576,
-                   n_layers=30, vocab_size=49152)
+SMOLLM = BaseModel(
+    path=None, kind="gguf", architecture="llama", n_params=134_515_008, hidden_size=576, n_layers=30, vocab_size=49152
+)
 
 
 def test_auto_method_rule_and_memory_refusal():
     hp = preset("standard")
     method, reason, estimate = memory.choose_method("auto", SMOLLM, hp, 120, available=16 * 2**30)
     assert method == "lora" and "plain LoRA" in reason and estimate.peak_bytes < 4 * 2**30
-    big = BaseModel(**{**SMOLLM.__dict__, "kind": "hf", "n_params": 3_800_000_000, "hidden_size": 3072, "n_layers": 32,
-                       "vocab_size": 32064})
+    big = BaseModel(
+        **{
+            **SMOLLM.__dict__,
+            "kind": "hf",
+            "n_params": 3_800_000_000,
+            "hidden_size": 3072,
+            "n_layers": 32,
+            "vocab_size": 32064,
+        }
+    )
     method, reason, _ = memory.choose_method("auto", big, hp, 120, available=20 * 2**30)
     assert method == "qlora" and "4-bit NF4" in reason
     with pytest.raises(memory.InsufficientMemory, match=r"needs about .* GiB of memory .* only 0.5 GiB"):
@@ -174,11 +203,23 @@ def test_registry_add_list_resolve(settings, tmp_path):
     gguf.write_bytes(b"GGUF")
     db, registry = open_registry(settings.db_path)
     try:
-        registry.add(ModelRecord(name="pumps-q8_0", base="b.gguf", run_id="r1", data_hash="h", file=str(gguf),
-                                 size_bytes=4, quant="q8_0", hyperparameters={"lora_r": 16}, metrics={"x": 1.0}))
+        registry.add(
+            ModelRecord(
+                name="pumps-q8_0",
+                base="b.gguf",
+                run_id="r1",
+                data_hash="h",
+                file=str(gguf),
+                size_bytes=4,
+                quant="q8_0",
+                hyperparameters={"lora_r": 16},
+                metrics={"x": 1.0},
+            )
+        )
         with pytest.raises(ModelNotFound, match="already registered"):
-            registry.add(ModelRecord(name="pumps-q8_0", base="b", run_id="r", data_hash="h", file="f",
-                                     size_bytes=1, quant="f16"))
+            registry.add(
+                ModelRecord(name="pumps-q8_0", base="b", run_id="r", data_hash="h", file="f", size_bytes=1, quant="f16")
+            )
         [record] = registry.list()
         assert record.hyperparameters == {"lora_r": 16} and record.created_at
     finally:
@@ -197,18 +238,28 @@ def test_grounded_examples_use_chats_prompt_cite_and_abstain(open_kb, tmp_path):
     kb = open_kb("grounded")
     list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
     qa = [
-        {"kind": "chat", "origin": "qa.jsonl:1", "messages": [
-            {"role": "user", "content": "How is the base frame anchored during installation?"},
-            {"role": "assistant", "content": "With four chemical bolts, before grouting."}]},
-        {"kind": "chat", "origin": "qa.jsonl:2", "messages": [
-            {"role": "user", "content": "What is the boiling point of mercury?"},
-            {"role": "assistant", "content": "Mercury boils at 356.7 degrees Celsius."}]},
+        {
+            "kind": "chat",
+            "origin": "qa.jsonl:1",
+            "messages": [
+                {"role": "user", "content": "How is the base frame anchored during installation?"},
+                {"role": "assistant", "content": "With four chemical bolts, before grouting."},
+            ],
+        },
+        {
+            "kind": "chat",
+            "origin": "qa.jsonl:2",
+            "messages": [
+                {"role": "user", "content": "What is the boiling point of mercury?"},
+                {"role": "assistant", "content": "Mercury boils at 356.7 degrees Celsius."},
+            ],
+        },
     ]
     examples, counts = grounded_examples(kb, qa, k=3, threshold=0.0, abstain_share=1.0)
     assert counts == {"cited": 1, "abstain_no_source": 1, "abstain_removed": 1}
     cited = examples[0]["messages"]
     assert cited[0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert cited[1]["content"].startswith("Sources:\n<source n=\"1\">")
+    assert cited[1]["content"].startswith('Sources:\n<source n="1">')
     assert "Question: How is the base" in cited[1]["content"]
     n = int(cited[-1]["content"].rsplit("[", 1)[1].rstrip("]"))
     block = cited[1]["content"].split(f'<source n="{n}">', 1)[1].split("</source>", 1)[0]

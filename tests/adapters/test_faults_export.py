@@ -38,8 +38,16 @@ def exported_home(tmp_path_factory):
     settings = Settings.load(home=home, env={})
     llama = tiny_models.tiny_llama(root / "llama", tiny_models.smollm_tokenizer(root / "tokenizer"))
     examples = [_example(r, Path("qa.jsonl"), i) for i, r in enumerate(tiny_models.qa_rows(12), start=1)]
-    job = prepare_run(settings, examples, {"kind": "test"}, base=str(llama), method="lora",
-                      overrides={"epochs": 1}, eval_examples=1, max_new_tokens=4)
+    job = prepare_run(
+        settings,
+        examples,
+        {"kind": "test"},
+        base=str(llama),
+        method="lora",
+        overrides={"epochs": 1},
+        eval_examples=1,
+        max_new_tokens=4,
+    )
     events = list(train(settings, job))
     assert events[-1].kind == "done", events[-1].message
     earlier = home / "models" / "earlier.gguf"
@@ -47,8 +55,15 @@ def exported_home(tmp_path_factory):
     shutil.copyfile(chat_model_path(), earlier)
     register_model(settings.db_path, "earlier", earlier, "q4_1")
     folder = run_dir(settings, job.run_id)
-    return SimpleNamespace(home=home, settings=settings, run_id=job.run_id, folder=folder, earlier=earlier,
-                           earlier_digest=file_digest(earlier), adapter_digest=tree_digest(folder.adapter))
+    return SimpleNamespace(
+        home=home,
+        settings=settings,
+        run_id=job.run_id,
+        folder=folder,
+        earlier=earlier,
+        earlier_digest=file_digest(earlier),
+        adapter_digest=tree_digest(folder.adapter),
+    )
 
 
 def assert_nothing_changed(env: SimpleNamespace) -> None:
@@ -68,9 +83,13 @@ def assert_nothing_changed(env: SimpleNamespace) -> None:
 
 def test_kill_9_during_export(exported_home):
     env = exported_home
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--home", str(env.home), "export", env.run_id,
-                                "--quant", "f16"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # its converter child dies with it
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--home", str(env.home), "export", env.run_id, "--quant", "f16"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its converter child dies with it
     try:
         merged = lambda: any(any((work / "hf").glob("*.safetensors")) for work in env.folder.export_dirs())
         wait_for(merged, timeout=240, what="the merged model to be written", process=process)
@@ -87,8 +106,11 @@ def test_kill_9_during_export(exported_home):
 
 def test_full_disk_during_export(exported_home):
     env = exported_home
-    result = run_app_limited(["--home", str(env.home), "export", env.run_id, "--quant", "f16", "--json"],
-                             max_file_bytes=4 * 1024 * 1024, env={"DOMAINSMITH_HOME": str(env.home)})
+    result = run_app_limited(
+        ["--home", str(env.home), "export", env.run_id, "--quant", "f16", "--json"],
+        max_file_bytes=4 * 1024 * 1024,
+        env={"DOMAINSMITH_HOME": str(env.home)},
+    )
     assert result.returncode != 0
     assert_nothing_changed(env)
     assert not env.folder.export_dirs(), "the scratch folder was removed"

@@ -16,29 +16,41 @@ from tests.app_cli import cli
 from tests.conftest import run_app
 
 MACHINES = {
-    "Vantor K7 turbine": ["The rotor of the Vantor K7 spins at most 4,380 rpm.",
-                          "The gearbox uses Orlisol 220 synthetic oil.",
-                          "Replace the air filter every 650 operating hours.",
-                          "The blades are made of titanium aluminide."],
-    "Brisco M2 mixer": ["The Brisco M2 drum holds 340 litres.", "Its paddles are coated with tungsten carbide.",
-                        "Grease the main bearing every 90 days with Kelvar EP2.",
-                        "The motor draws 18 amperes at start."],
-    "Quell P4 pump": ["The Quell P4 impeller is cast from duplex steel.", "The mechanical seal lasts 7,200 hours.",
-                      "The maximum discharge pressure is 16 bar.",
-                      "Flush the casing with demineralised water after use."],
+    "Vantor K7 turbine": [
+        "The rotor of the Vantor K7 spins at most 4,380 rpm.",
+        "The gearbox uses Orlisol 220 synthetic oil.",
+        "Replace the air filter every 650 operating hours.",
+        "The blades are made of titanium aluminide.",
+    ],
+    "Brisco M2 mixer": [
+        "The Brisco M2 drum holds 340 litres.",
+        "Its paddles are coated with tungsten carbide.",
+        "Grease the main bearing every 90 days with Kelvar EP2.",
+        "The motor draws 18 amperes at start.",
+    ],
+    "Quell P4 pump": [
+        "The Quell P4 impeller is cast from duplex steel.",
+        "The mechanical seal lasts 7,200 hours.",
+        "The maximum discharge pressure is 16 bar.",
+        "Flush the casing with demineralised water after use.",
+    ],
 }
 SECTIONS = ["Performance", "Lubrication", "Maintenance", "Materials"]
 # Q&A for --grounded: answers found in the manuals, and questions the manuals cannot answer.
 ANSWERABLE = [
     ("How fast can the Vantor K7 rotor spin?", "The Vantor K7 rotor spins at most 4,380 rpm."),
     ("Which oil goes into the Vantor K7 gearbox?", "The Vantor K7 gearbox uses Orlisol 220 synthetic oil."),
-    ("How often is the Vantor K7 air filter replaced?",
-     "The Vantor K7 air filter is replaced every 650 operating hours."),
+    (
+        "How often is the Vantor K7 air filter replaced?",
+        "The Vantor K7 air filter is replaced every 650 operating hours.",
+    ),
     ("What are the Vantor K7 blades made of?", "The Vantor K7 blades are made of titanium aluminide."),
     ("How much does the Brisco M2 drum hold?", "The Brisco M2 drum holds 340 litres."),
     ("What coats the Brisco M2 paddles?", "The Brisco M2 paddles are coated with tungsten carbide."),
-    ("Which grease does the Brisco M2 main bearing take?",
-     "The Brisco M2 main bearing takes Kelvar EP2 every 90 days."),
+    (
+        "Which grease does the Brisco M2 main bearing take?",
+        "The Brisco M2 main bearing takes Kelvar EP2 every 90 days.",
+    ),
     ("What current does the Brisco M2 motor draw at start?", "The Brisco M2 motor draws 18 amperes at start."),
     ("What is the Quell P4 impeller cast from?", "The Quell P4 impeller is cast from duplex steel."),
     ("How long does the Quell P4 mechanical seal last?", "The Quell P4 mechanical seal lasts 7,200 hours."),
@@ -80,9 +92,14 @@ def machines(open_kb, tmp_path):
 
 
 def qa_examples(pairs) -> list[dict]:
-    return [{"kind": "chat", "origin": f"qa.jsonl:{i}", "messages": [
-        {"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-        for i, (q, a) in enumerate(pairs, start=1)]
+    return [
+        {
+            "kind": "chat",
+            "origin": f"qa.jsonl:{i}",
+            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+        }
+        for i, (q, a) in enumerate(pairs, start=1)
+    ]
 
 
 def done_metrics(settings: Settings, run_id: str) -> dict:
@@ -95,8 +112,9 @@ def test_held_out_questions_in_chats_prompt_scored_like_eval_rag(machines, embed
     from adapters.grounded import grounded_examples
     from assistant.prompting import ABSTAIN_REPLY, SYSTEM_PROMPT
 
-    grounded, _ = grounded_examples(machines, qa_examples(ANSWERABLE[:3] + UNANSWERABLE[:2]), threshold=0.5,
-                                    abstain_share=0.0)
+    grounded, _ = grounded_examples(
+        machines, qa_examples(ANSWERABLE[:3] + UNANSWERABLE[:2]), threshold=0.5, abstain_share=0.0
+    )
     # A held-out question that was also trained on (here: the first one) is left out.
     rows = rag_eval.prepare(machines, grounded[:1], grounded, k=5, threshold=0.5, limit=16)
     assert [r["question"] for r in rows] == [q for q, _ in ANSWERABLE[1:3] + UNANSWERABLE[:2]]
@@ -115,31 +133,52 @@ def test_held_out_questions_in_chats_prompt_scored_like_eval_rag(machines, embed
     replies = {"base": ["Bananas are yellow and curved." for _ in rows], "adapted": [right(r) for r in rows]}
     metrics = rag_eval.score(rows, replies, embedder, 0.5)
     adapted, base = metrics["rag_adapted"], metrics["rag_base"]
-    assert adapted == {"keyword_accuracy": 1.0, "abstention_precision": 1.0, "abstention_recall": 1.0,
-                       "citation_support": 1.0, "quoted_passage": 0.0, "count": 4}
+    assert adapted == {
+        "keyword_accuracy": 1.0,
+        "abstention_precision": 1.0,
+        "abstention_recall": 1.0,
+        "citation_support": 1.0,
+        "quoted_passage": 0.0,
+        "count": 4,
+    }
     # An off-topic reply fails Chat's checks: it becomes the abstention or a quoted passage, never an answer.
     assert base["abstention_recall"] == 1.0 and base["keyword_accuracy"] < 1.0 and base["abstention_precision"] < 1.0
     assert metrics["rag_samples"][0]["adapted"].startswith("The Vantor K7 gearbox uses Orlisol 220")
 
 
 def test_expected_keywords_are_what_the_answer_adds_to_the_question():
-    assert rag_eval.expected_keywords("Which oil goes into the Vantor K7 gearbox?",
-                                      "The Vantor K7 gearbox uses Orlisol 220 synthetic oil.") == ["orlisol", "220"]
+    assert rag_eval.expected_keywords(
+        "Which oil goes into the Vantor K7 gearbox?", "The Vantor K7 gearbox uses Orlisol 220 synthetic oil."
+    ) == ["orlisol", "220"]
     # "restarting" only restates the question's "starting": a right reply need not use it.
     assert rag_eval.expected_keywords(
         "Which test must be done before starting the Vantor K7 after a shutdown?",
-        "Before restarting the Vantor K7 after a shutdown, the Dorrick leak test must be done.") == ["dorrick", "leak"]
+        "Before restarting the Vantor K7 after a shutdown, the Dorrick leak test must be done.",
+    ) == ["dorrick", "leak"]
 
 
 def test_cli_train_from_kb_evaluates_with_retrieval_on(machines, tiny_llama, settings):
     machines.close()  # the app opens it in its own process
-    result = run_app("train", "--from-kb", "machines", "--base", str(tiny_llama), "--preset", "quick",
-                     "--epochs", "1", "--val-fraction", "0.3", timeout=240)
+    result = run_app(
+        "train",
+        "--from-kb",
+        "machines",
+        "--base",
+        str(tiny_llama),
+        "--preset",
+        "quick",
+        "--epochs",
+        "1",
+        "--val-fraction",
+        "0.3",
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run_id = result.stdout.strip().splitlines()[-1]
     listing = json.loads(run_app("runs", "list", "--json").stdout)["runs"]
     assert [(r["run_id"], r["status"], r["source"]) for r in listing] == [
-        (run_id, "done", {"kind": "kb", "name": "machines"})]
+        (run_id, "done", {"kind": "kb", "name": "machines"})
+    ]
     metrics = done_metrics(settings, run_id)
     questions = metrics["rag"]["questions"]
     assert metrics["rag"]["kb"] == "machines" and questions >= 3
@@ -157,11 +196,26 @@ def test_cli_train_from_kb_evaluates_with_retrieval_on(machines, tiny_llama, set
 
 def test_grounded_run_evaluates_with_retrieval_on(machines, tiny_llama, tmp_path, domainsmith_home):
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERABLE + UNANSWERABLE),
-                  encoding="utf-8")
+    qa.write_text(
+        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERABLE + UNANSWERABLE), encoding="utf-8"
+    )
     machines.close()
-    result = cli(domainsmith_home, "train", "--data", str(qa), "--grounded", "machines", "--base", str(tiny_llama),
-                 "--epochs", "1", "--val-fraction", "0.3", "--max-length", "1024")
+    result = cli(
+        domainsmith_home,
+        "train",
+        "--data",
+        str(qa),
+        "--grounded",
+        "machines",
+        "--base",
+        str(tiny_llama),
+        "--epochs",
+        "1",
+        "--val-fraction",
+        "0.3",
+        "--max-length",
+        "1024",
+    )
     assert result.code == 0, result.err
     run_id = result.out.strip().splitlines()[-1]
     settings = Settings.load(home=domainsmith_home)
@@ -199,8 +253,9 @@ def test_the_web_facade_hands_its_open_knowledge_base_on(machines, settings, tmp
     monkeypatch.setattr(FineTuner, "_supervise", lambda self, job: None)  # no worker: only the preparation
     finetuner = FineTuner(settings, lambda name: opened.append(name) or machines)
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERABLE + UNANSWERABLE),
-                  encoding="utf-8")
+    qa.write_text(
+        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERABLE + UNANSWERABLE), encoding="utf-8"
+    )
     for request in (TrainRequest(kb="machines", val_fraction=0.3), TrainRequest(data=str(qa), grounded="machines")):
         job, notes = finetuner.start(request)
         assert opened[-1] == "machines" and handed[-1] is machines

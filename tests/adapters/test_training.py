@@ -26,8 +26,9 @@ FAST = {"eval_examples": 1, "max_new_tokens": 4}
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-models")
     tokenizer = tiny_models.smollm_tokenizer(root / "smollm-tokenizer")
-    return SimpleNamespace(llama=tiny_models.tiny_llama(root / "llama", tokenizer),
-                           phi3=tiny_models.tiny_phi3(root / "phi3"))
+    return SimpleNamespace(
+        llama=tiny_models.tiny_llama(root / "llama", tokenizer), phi3=tiny_models.tiny_phi3(root / "phi3")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,9 @@ def mean(values) -> float:
 
 @pytest.fixture(scope="module")
 def llama_run(models, qa_file, home):
-    result = cli(home, "train", "--data", str(qa_file), "--base", str(models.llama), "--epochs", "4",
-                 "--checkpoint-every", "100")
+    result = cli(
+        home, "train", "--data", str(qa_file), "--base", str(models.llama), "--epochs", "4", "--checkpoint-every", "100"
+    )
     assert result.code == 0, result.err
     return result
 
@@ -105,8 +107,9 @@ def test_cli_export_gguf_loads_and_generates_then_quantize(llama_run, home, tmp_
     for path in (exported["path"], small):
         llm = Llama(model_path=str(path), n_ctx=256, n_threads=1, verbose=False)
         assert llm.metadata["tokenizer.chat_template"].startswith("{% for message in messages %}")
-        reply = llm.create_chat_completion([{"role": "user", "content": "What colour is pump 3?"}],
-                                           max_tokens=8, temperature=0.0)
+        reply = llm.create_chat_completion(
+            [{"role": "user", "content": "What colour is pump 3?"}], max_tokens=8, temperature=0.0
+        )
         assert reply["choices"][0]["message"]["content"]
         llm.close()
 
@@ -129,8 +132,15 @@ def test_failed_export_registers_nothing(llama_run, home):
 
 
 def test_qlora_real_steps_loss_falls(models, settings):
-    job = prepare_run(settings, examples(), {"kind": "test"}, base=str(models.llama), method="qlora",
-                             overrides={"epochs": 2, "learning_rate": 5e-3}, **FAST)
+    job = prepare_run(
+        settings,
+        examples(),
+        {"kind": "test"},
+        base=str(models.llama),
+        method="qlora",
+        overrides={"epochs": 2, "learning_rate": 5e-3},
+        **FAST,
+    )
     assert job.method == "qlora" and "as asked" in job.method_reason
     events = list(train(settings, job))
     assert events[-1].kind == "done", events[-1].message + events[-1].log_tail
@@ -141,8 +151,15 @@ def test_qlora_real_steps_loss_falls(models, settings):
 
 
 def test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order(models, settings):
-    job = prepare_run(settings, examples(), {"kind": "test"}, base=str(models.llama), method="lora",
-                             overrides={"epochs": 2, "checkpoint_every": 2}, **FAST)
+    job = prepare_run(
+        settings,
+        examples(),
+        {"kind": "test"},
+        base=str(models.llama),
+        method="lora",
+        overrides={"epochs": 2, "checkpoint_every": 2},
+        **FAST,
+    )
     process = TrainingProcess(settings, job.run_id)
     before = {}
     for event in process.events():
@@ -171,8 +188,15 @@ def test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order(models, 
 
 
 def test_cancel_stops_after_a_checkpoint(models, settings):
-    job = prepare_run(settings, examples(), {"kind": "test"}, base=str(models.llama), method="lora",
-                             overrides={"epochs": 3, "checkpoint_every": 50}, **FAST)
+    job = prepare_run(
+        settings,
+        examples(),
+        {"kind": "test"},
+        base=str(models.llama),
+        method="lora",
+        overrides={"epochs": 3, "checkpoint_every": 50},
+        **FAST,
+    )
     process = TrainingProcess(settings, job.run_id)
     for event in process.events():
         if event.kind == "step" and event.step == 2:
@@ -189,8 +213,9 @@ def test_phi3_train_merge_gguf_llama_cpp(models, settings):
 
     from adapters.export import export
 
-    job = prepare_run(settings, examples(), {"kind": "test"}, base=str(models.phi3), method="lora",
-                             overrides={"epochs": 2}, **FAST)
+    job = prepare_run(
+        settings, examples(), {"kind": "test"}, base=str(models.phi3), method="lora", overrides={"epochs": 2}, **FAST
+    )
     events = list(train(settings, job))
     assert events[-1].kind == "done", events[-1].message + events[-1].log_tail
     targets = next(e for e in events if e.kind == "start").data["lora_targets"]
@@ -198,8 +223,9 @@ def test_phi3_train_merge_gguf_llama_cpp(models, settings):
     record = export(settings, job.run_id, "f16")
     llm = Llama(model_path=record.file, n_ctx=256, n_threads=1, verbose=False)
     assert llm.metadata["general.architecture"] == "phi3"
-    reply = llm.create_chat_completion([{"role": "user", "content": "What colour is pump 3?"}], max_tokens=8,
-                                       temperature=0.0)
+    reply = llm.create_chat_completion(
+        [{"role": "user", "content": "What colour is pump 3?"}], max_tokens=8, temperature=0.0
+    )
     assert reply["choices"][0]["finish_reason"] in ("stop", "length")
     llm.close()
 

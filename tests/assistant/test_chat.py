@@ -27,8 +27,9 @@ def services(settings, embedder, tmp_path):
     docs.mkdir()
     f.make_pdf(docs / "turbine.pdf", pages=4)
     f.make_markdown(docs / "pump.md")
-    (docs / "safety.md").write_text(f"# Safety notice\n\nThe emergency stop button is red and sits on the "
-                                    f"left panel. {INJECTION}\n")
+    (docs / "safety.md").write_text(
+        f"# Safety notice\n\nThe emergency stop button is red and sits on the left panel. {INJECTION}\n"
+    )
     s = Services(settings.replace(max_tokens=96), _embedder=embedder)
     list(s.kb().add([docs]))
     yield s
@@ -75,8 +76,9 @@ def test_sources_are_wrapped_as_data_and_instructions_removed():
 def test_ask_json_contract(services, capsys):
     from ui.cli import build_parser, run
 
-    code = run(services, build_parser().parse_args(["ask", "How often must the inlet guide vanes be inspected?",
-                                                    "--json"]))
+    code = run(
+        services, build_parser().parse_args(["ask", "How often must the inlet guide vanes be inspected?", "--json"])
+    )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert set(payload) == {"answer", "abstained", "citations"}
@@ -108,8 +110,16 @@ def test_very_long_question_is_truncated_with_a_notice(services):
 
 @pytest.mark.parametrize("kind", ["missing", "pickle", "safetensors", "garbage", "folder"])
 def test_unusable_chat_models_are_refused_clearly(services, tmp_path, kind):
-    path = tmp_path / {"missing": "nope.gguf", "pickle": "model.bin", "safetensors": "model.safetensors",
-                       "garbage": "model.gguf", "folder": "hf-folder"}[kind]
+    path = (
+        tmp_path
+        / {
+            "missing": "nope.gguf",
+            "pickle": "model.bin",
+            "safetensors": "model.safetensors",
+            "garbage": "model.gguf",
+            "folder": "hf-folder",
+        }[kind]
+    )
     if kind == "pickle":
         path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     elif kind == "safetensors":
@@ -118,8 +128,13 @@ def test_unusable_chat_models_are_refused_clearly(services, tmp_path, kind):
         path.write_bytes(b"GGUF" + bytes(64))
     elif kind == "folder":
         path.mkdir()
-    expected = {"missing": "no model file", "pickle": "pickle", "safetensors": "safetensors",
-                "garbage": "could not load", "folder": "folder"}[kind]
+    expected = {
+        "missing": "no model file",
+        "pickle": "pickle",
+        "safetensors": "safetensors",
+        "garbage": "could not load",
+        "folder": "folder",
+    }[kind]
     with pytest.raises(ModelNotFound, match=expected):
         list(services.assistant.ask("What trips the alarm?", options=AskOptions(model=str(path))))
 
@@ -144,9 +159,11 @@ def test_small_context_shrinks_the_source_budget(settings, embedder, services):
 
 
 def _sources():
-    return [Source(1, "a:0", "a.md", "a.md", None, "Seals", "Replace the mechanical seal every 4,000 hours."),
-            Source(2, "b:0", "b.pdf", "b.pdf", 3, "", "The flux capacitor needs 1.21 gigawatts of power."),
-            Source(3, "c:0", "c.md", "c.md", None, "", "Unrelated text about office opening hours.")]
+    return [
+        Source(1, "a:0", "a.md", "a.md", None, "Seals", "Replace the mechanical seal every 4,000 hours."),
+        Source(2, "b:0", "b.pdf", "b.pdf", 3, "", "The flux capacitor needs 1.21 gigawatts of power."),
+        Source(3, "c:0", "c.md", "c.md", None, "", "Unrelated text about office opening hours."),
+    ]
 
 
 def test_citations_map_numbers_drop_dangling_and_check_support(embedder):
@@ -166,8 +183,10 @@ def test_uncited_answers_are_attributed(embedder):
 
 
 def test_follow_up_retrieval_uses_the_conversation():
-    history = [{"role": "user", "content": "How often is the mechanical seal replaced?"},
-               {"role": "assistant", "content": "Every 4,000 hours [1]."}]
+    history = [
+        {"role": "user", "content": "How often is the mechanical seal replaced?"},
+        {"role": "assistant", "content": "Every 4,000 hours [1]."},
+    ]
     assert retrieval_query("And what torque for its bolts?", history).startswith("How often is the mechanical seal")
 
 

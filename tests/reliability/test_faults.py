@@ -27,10 +27,12 @@ from tests.fault_tools import database_locked, lost, run_app_limited, snapshot, 
 @pytest.fixture
 def baseline(open_kb, tmp_path):
     """A knowledge base with three committed documents, and their snapshot."""
+
     def make(name: str):
         kb = open_kb(name)
         list(kb.add([write_procedures(tmp_path / f"{name}-before", "base", files=3, paragraphs=6)]))
         return kb, snapshot(kb)
+
     return make
 
 
@@ -45,23 +47,27 @@ def test_database_locked_by_another_process_waits_then_ingests(baseline, tmp_pat
     assert time.monotonic() - started > 2, "the first commit waited for the lock"
     assert kb.check()["documents"] == 7 and lost(before, kb) == 0
     assert kb.search("tighten fitting lock-302", k=1, mode="keyword")[0].source == "lock003.txt"
-    reliability_log.record("fault", name="SQLite locked by another process during ingestion (waits)",
-                           survived=True, lost=0)
+    reliability_log.record(
+        "fault", name="SQLite locked by another process during ingestion (waits)", survived=True, lost=0
+    )
 
 
 def test_database_locked_too_long_is_a_clear_error_and_nothing_half_written(baseline, tmp_path):
     kb, before = baseline("locked-long")
     kb.db.execute("PRAGMA busy_timeout = 1000")  # instead of 30 s, to keep the test short
     new = write_procedures(tmp_path / "new", "long", files=3, paragraphs=6)
-    with database_locked(kb.settings.db_path, seconds=6), \
-            pytest.raises(KnowledgeBaseError, match="locked by another program") as caught:
+    with (
+        database_locked(kb.settings.db_path, seconds=6),
+        pytest.raises(KnowledgeBaseError, match="locked by another program") as caught,
+    ):
         list(kb.add([new]))
     assert "Traceback" not in str(caught.value) and "nothing was written" in str(caught.value)
     assert kb.check()["documents"] == 3 and lost(before, kb) == 0
     summary = list(kb.add([new]))[-1].summary  # once the other program is done, the same command works
     assert len(summary.added) == 3 and kb.check()["documents"] == 6
-    reliability_log.record("fault", name="SQLite locked by another process for too long (clear error)",
-                           survived=True, lost=0)
+    reliability_log.record(
+        "fault", name="SQLite locked by another process for too long (clear error)", survived=True, lost=0
+    )
 
 
 def test_full_disk_during_ingestion(baseline, tmp_path, domainsmith_home):
@@ -86,8 +92,9 @@ def test_full_disk_during_ingestion(baseline, tmp_path, domainsmith_home):
         assert kb.check()["documents"] == 15 and lost(before, kb) == 0
     finally:
         kb.close()
-    reliability_log.record("fault", name="full disk during ingestion", survived=True, lost=0,
-                           committed_before_full=partial)
+    reliability_log.record(
+        "fault", name="full disk during ingestion", survived=True, lost=0, committed_before_full=partial
+    )
 
 
 def test_chat_model_deleted_while_loaded(settings, embedder, tmp_path):
@@ -144,8 +151,13 @@ def test_chat_model_overwritten_in_place_while_loaded_does_not_crash(tmp_path):
 
     model = tmp_path / "expert.gguf"
     shutil.copyfile(chat_model_path(), model)
-    result = subprocess.run([sys.executable, "-c", _OVERWRITE, str(model), str(ROOT)], capture_output=True,
-                            text=True, timeout=180, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", _OVERWRITE, str(model), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+    )
     assert result.returncode == 0, f"the process died (status {result.returncode}): {result.stderr[-1500:]}"
     assert "before: True" in result.stdout and "after: True" in result.stdout
     assert "reload: llama.cpp could not load expert.gguf" in result.stdout, result.stdout

@@ -16,12 +16,15 @@ def sentence(n: int, length: int = 12) -> str:
 
 
 def test_chunk_text_is_an_exact_slice_of_the_document_text():
-    blocks = [Block("Intro", section=("Intro",), kind="heading"), Block("Alpha beta gamma.", section=("Intro",)),
-              Block("Second para here.", section=("Intro",))]
+    blocks = [
+        Block("Intro", section=("Intro",), kind="heading"),
+        Block("Alpha beta gamma.", section=("Intro",)),
+        Block("Second para here.", section=("Intro",)),
+    ]
     text, chunks = Chunker(words, max_tokens=50, overlap=0).chunk(blocks)
     assert chunks
     for chunk in chunks:
-        assert text[chunk.start:chunk.end] == chunk.text
+        assert text[chunk.start : chunk.end] == chunk.text
 
 
 def test_chunks_never_cross_sections_or_pages():
@@ -51,9 +54,11 @@ def test_overlong_words_are_cut_not_dropped():
 
 
 def test_heading_only_section_folds_into_the_next():
-    blocks = [Block("Install", section=("Install",), kind="heading"),
-              Block("On Linux", section=("Install", "On Linux"), kind="heading"),
-              Block("Run the installer.", section=("Install", "On Linux"))]
+    blocks = [
+        Block("Install", section=("Install",), kind="heading"),
+        Block("On Linux", section=("Install", "On Linux"), kind="heading"),
+        Block("Run the installer.", section=("Install", "On Linux")),
+    ]
     _, chunks = Chunker(words, max_tokens=50, overlap=0).chunk(blocks)
     assert len(chunks) == 1
     assert chunks[0].section == ("Install", "On Linux")

@@ -25,10 +25,21 @@ def test_open_db_applies_every_migration_under_its_recorded_name(tmp_path):
     try:
         applied = {(r["migration_set"], r["name"]) for r in rows(db, "SELECT * FROM _sqlite_migrations")}
         # On-disk format: databases written before must see these as already applied.
-        assert applied == {("domainsmith", "create_knowledge_tables"), ("domainsmith-models", "create_models_table"),
-                           ("domainsmith-sessions", "create_session_tables")}
-        assert {"knowledge_bases", "documents", "chunks", "embeddings", "chunks_fts", "models", "chat_sessions",
-                "chat_messages"} <= set(db.table_names())
+        assert applied == {
+            ("domainsmith", "create_knowledge_tables"),
+            ("domainsmith-models", "create_models_table"),
+            ("domainsmith-sessions", "create_session_tables"),
+        }
+        assert {
+            "knowledge_bases",
+            "documents",
+            "chunks",
+            "embeddings",
+            "chunks_fts",
+            "models",
+            "chat_sessions",
+            "chat_messages",
+        } <= set(db.table_names())
     finally:
         db.close()
     reopened = open_db(tmp_path / "d" / "domainsmith.db")  # applying again is a no-op
@@ -63,8 +74,9 @@ def test_timestamps_keep_their_stored_precision(tmp_path):
     try:
         kb_rows.create_knowledge_base(db, "kb", "emb", 4, 200, 32)
         assert SECONDS.fullmatch(kb_rows.knowledge_base(db, "kb")["created_at"])
-        record = ModelRegistry(db).add(ModelRecord(name="m", base="b", run_id="r", data_hash="h", file="f.gguf",
-                                                   size_bytes=1, quant="q4_k_m"))
+        record = ModelRegistry(db).add(
+            ModelRecord(name="m", base="b", run_id="r", data_hash="h", file="f.gguf", size_bytes=1, quant="q4_k_m")
+        )
         assert SECONDS.fullmatch(record.created_at)
         sessions = SessionStore(db)
         sid = sessions.create("A chat")
@@ -85,9 +97,11 @@ def test_the_front_door_names_resolve_to_their_modules():
 
 
 def test_importing_store_loads_no_heavy_library_and_no_upper_layer():
-    code = ("import sys; import store, store.errors; from store import KnowledgeBase, Settings, SessionStore, "
-            "ModelRegistry, open_db; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'gradio', 'transformers', "
-            "'sentence_transformers', 'llama_cpp', 'assistant', 'adapters', 'ui'}))")
+    code = (
+        "import sys; import store, store.errors; from store import KnowledgeBase, Settings, SessionStore, "
+        "ModelRegistry, open_db; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'gradio', 'transformers', "
+        "'sentence_transformers', 'llama_cpp', 'assistant', 'adapters', 'ui'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -117,8 +117,14 @@ def test_parser_raises_only_typed_errors(kind: str, fuzz_formats, tmp_path: Path
     target = tmp_path / f"fuzzed{fmt.suffix}"
     tally = Tally()
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not LONG, print_blob=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=not LONG,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fuzz_inputs.inputs(fmt))
     def run(data: bytes) -> None:
         check_one(target, data, kind, tally)
@@ -126,9 +132,15 @@ def test_parser_raises_only_typed_errors(kind: str, fuzz_formats, tmp_path: Path
     try:
         run()
     finally:
-        reliability_log.record("fuzz", parser=kind, inputs=tally.inputs, parsed=tally.parsed,
-                               typed_errors=dict(tally.errors), max_seconds=round(tally.max_seconds, 3),
-                               long=LONG)
+        reliability_log.record(
+            "fuzz",
+            parser=kind,
+            inputs=tally.inputs,
+            parsed=tally.parsed,
+            typed_errors=dict(tally.errors),
+            max_seconds=round(tally.max_seconds, 3),
+            long=LONG,
+        )
     assert tally.inputs >= EXAMPLES
     # The generators must reach both outcomes, or they are not exercising the parser.
     assert tally.parsed and sum(tally.errors.values()), (tally.parsed, tally.errors)

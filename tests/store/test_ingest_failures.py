@@ -101,8 +101,9 @@ def test_cli_add_reports_failures_and_exits_non_zero(mixed_folder):
 def _db_counts(db_path: Path) -> tuple[int, int]:
     try:
         with sqlite3.connect(db_path, timeout=5) as conn:
-            return tuple(conn.execute(
-                "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone())
+            return tuple(
+                conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
+            )
     except sqlite3.OperationalError:  # not created yet
         return (0, 0)
 
@@ -112,13 +113,25 @@ def test_kill_9_during_ingestion_leaves_whole_documents_and_rerun_finishes(tmp_p
     folder.mkdir()
     total = 40
     for i in range(total):
-        paragraphs = [f"Procedure {i}.{j}: tighten fitting {i * 100 + j} to {j + 3} Nm, then log it in form "
-                      f"F-{i}-{j} before the next shift starts." for j in range(8)]
+        paragraphs = [
+            f"Procedure {i}.{j}: tighten fitting {i * 100 + j} to {j + 3} Nm, then log it in form "
+            f"F-{i}-{j} before the next shift starts."
+            for j in range(8)
+        ]
         f.make_text(folder / f"proc{i:03d}.txt", "\n\n".join(paragraphs))
-    env = {**os.environ, "DOMAINSMITH_EMBED_BATCH_SIZE": "4", "DOMAINSMITH_CHUNK_TOKENS": "64",
-           "DOMAINSMITH_CHUNK_OVERLAP": "8"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "kb", "add", str(folder), "--kb", "crash"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DOMAINSMITH_EMBED_BATCH_SIZE": "4",
+        "DOMAINSMITH_CHUNK_TOKENS": "64",
+        "DOMAINSMITH_CHUNK_OVERLAP": "8",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "kb", "add", str(folder), "--kb", "crash"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db_path = domainsmith_home / "domainsmith.db"
     deadline = time.monotonic() + 240
     try:

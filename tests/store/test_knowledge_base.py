@@ -22,8 +22,10 @@ def corpus(tmp_path) -> Path:
     f.make_docx(folder / "handbook.docx")
     f.make_markdown(folder / "guides" / "pump.md")
     f.make_html(folder / "guides" / "pump.html")
-    f.make_text(folder / "notes.txt", "The flux capacitor of unit 7 needs 1.21 gigawatts.\n\n"
-                "Spare fuses are kept in cabinet B, second drawer.\n")
+    f.make_text(
+        folder / "notes.txt",
+        "The flux capacitor of unit 7 needs 1.21 gigawatts.\n\nSpare fuses are kept in cabinet B, second drawer.\n",
+    )
     return folder
 
 
@@ -73,7 +75,8 @@ def test_chunk_offsets_point_into_the_extracted_text(open_kb, corpus):
     kb = open_kb()
     list(kb.add([corpus]))
     rows = kb.db.execute(
-        'SELECT d.text, c.text, c.start, c."end" FROM chunks c JOIN documents d ON d.id = c.doc_id').fetchall()
+        'SELECT d.text, c.text, c.start, c."end" FROM chunks c JOIN documents d ON d.id = c.doc_id'
+    ).fetchall()
     assert rows
     for document_text, chunk_text, start, end in rows:
         assert document_text[start:end] == chunk_text

@@ -29,12 +29,15 @@ def test_defaults_are_safe():
     assert s.host == "127.0.0.1" and s.password is None and s.max_file_mb == 200
 
 
-@pytest.mark.parametrize("config, message", [
-    ("chunk_tokens = 4\n", "chunk_tokens must be at least"),
-    ("colour = 'red'\n", "unknown setting 'colour'"),
-    ("port = 'high'\n", "port must be int"),
-    ("this is not toml", "cannot read the config file"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("chunk_tokens = 4\n", "chunk_tokens must be at least"),
+        ("colour = 'red'\n", "unknown setting 'colour'"),
+        ("port = 'high'\n", "port must be int"),
+        ("this is not toml", "cannot read the config file"),
+    ],
+)
 def test_bad_config_is_a_clear_error(tmp_path, config, message):
     (tmp_path / "config.toml").write_text(config)
     with pytest.raises(ConfigError, match=message):
@@ -53,10 +56,22 @@ class FlagSettings(Settings):
     folder: Path | None = _setting(None, "an optional folder")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("false", False), ("False", False), ("0", False), ("no", False), ("OFF", False),
-    ("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True), (" On ", True),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("OFF", False),
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        (" On ", True),
+    ],
+)
 def test_bool_from_the_environment(text, expected):
     assert FlagSettings.load(env={"DOMAINSMITH_VERBOSE": text}).verbose is expected
 
@@ -81,8 +96,9 @@ def test_optional_str_from_the_environment():
 
 
 def test_numbers_from_the_environment_are_numbers():
-    s = Settings.load(env={"DOMAINSMITH_PORT": "8123", "DOMAINSMITH_KEYWORD_WEIGHT": "0.25",
-                           "DOMAINSMITH_TEMPERATURE": "1"})
+    s = Settings.load(
+        env={"DOMAINSMITH_PORT": "8123", "DOMAINSMITH_KEYWORD_WEIGHT": "0.25", "DOMAINSMITH_TEMPERATURE": "1"}
+    )
     assert (s.port, s.keyword_weight, s.temperature) == (8123, 0.25, 1.0)
     assert isinstance(s.port, int) and isinstance(s.temperature, float)
 
@@ -109,10 +125,13 @@ def test_bad_value_in_the_config_file_names_the_file(tmp_path):
         Settings.load(home=tmp_path, env={})
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"DOMAINSMITH_VERBOSE": "maybe"}, r"verbose must be bool \(true or false\), got 'maybe'"),
-    ({"DOMAINSMITH_LIMIT": "twelve"}, r"limit must be int or empty, got 'twelve'"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DOMAINSMITH_VERBOSE": "maybe"}, r"verbose must be bool \(true or false\), got 'maybe'"),
+        ({"DOMAINSMITH_LIMIT": "twelve"}, r"limit must be int or empty, got 'twelve'"),
+    ],
+)
 def test_bad_bool_and_optional_int_are_clear_errors(env, message):
     with pytest.raises(ConfigError, match=message):
         FlagSettings.load(env=env)
@@ -138,9 +157,16 @@ def test_unknown_environment_variables_are_not_settings():
     assert Settings.load(env={"DOMAINSMITH_FUZZ_EXAMPLES": "10"}) == Settings.load(env={})
 
 
-@pytest.mark.parametrize("value, hint, expected", [
-    ("3", float, 3.0), (3, float, 3.0), (4.0, int, 4), ("x", str, "x"), (None, int | None, None),
-])
+@pytest.mark.parametrize(
+    "value, hint, expected",
+    [
+        ("3", float, 3.0),
+        (3, float, 3.0),
+        (4.0, int, 4),
+        ("x", str, "x"),
+        (None, int | None, None),
+    ],
+)
 def test_coerce(value, hint, expected):
     assert coerce(value, hint) == expected and type(coerce(value, hint)) is type(expected)
 

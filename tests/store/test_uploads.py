@@ -8,16 +8,19 @@ from store.errors import FileTooLarge
 from store.uploads import MAX_NAME_LENGTH, safe_name, stage_upload
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("report.pdf", "report.pdf"),
-    ("../../etc/passwd", "passwd"),
-    ("/abs/path/manual.docx", "manual.docx"),
-    ("C:\\Users\\x\\notes.txt", "notes.txt"),
-    ("nul\x00byte.md", "nulbyte.md"),
-    ("..", "upload"),
-    ("", "upload"),
-    ("semi;colon|pipe.html", "semi_colon_pipe.html"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("/abs/path/manual.docx", "manual.docx"),
+        ("C:\\Users\\x\\notes.txt", "notes.txt"),
+        ("nul\x00byte.md", "nulbyte.md"),
+        ("..", "upload"),
+        ("", "upload"),
+        ("semi;colon|pipe.html", "semi_colon_pipe.html"),
+    ],
+)
 def test_safe_name(name, expected):
     assert safe_name(name) == expected
 

@@ -68,8 +68,12 @@ def test_kb_commands_end_to_end(docs, cli):
         assert payload["query"] == f.page_sentence(2)
         first = payload["results"][0]
         assert set(first) == {"rank", "score", "chunk_id", "document", "source", "page", "section", "text"}
-        assert (first["rank"], first["document"], first["source"], first["page"]) == (1, "turbine.pdf",
-                                                                                     "pumps/turbine.pdf", 2)
+        assert (first["rank"], first["document"], first["source"], first["page"]) == (
+            1,
+            "turbine.pdf",
+            "pumps/turbine.pdf",
+            2,
+        )
         assert len(payload["results"]) <= 3
 
     text = cli("kb", "search", "impeller wear ring", "--kb", "manuals").stdout

@@ -23,8 +23,14 @@ from tests.http_app import serve
 
 KB = "plant"
 CHATS = [("What trips the journal bearing alarm?", 2), ("How often must the inlet guide vanes be inspected?", 1)]
-SEARCHES = ["journal bearing alarm", "inlet guide vanes erosion", "impeller wear ring clearance",
-            "exhaust diffuser Inconel", "blade tip clearance feeler gauge", "tighten fitting up-102"]
+SEARCHES = [
+    "journal bearing alarm",
+    "inlet guide vanes erosion",
+    "impeller wear ring clearance",
+    "exhaust diffuser Inconel",
+    "blade tip clearance feeler gauge",
+    "tighten fitting up-102",
+]
 DEADLINE_S = 300
 
 
@@ -60,8 +66,9 @@ def ask(url: str, question: str) -> tuple[list, int]:
 def upload(url: str, files: list[Path]) -> str:
     from gradio_client import Client, handle_file
 
-    status, _table = Client(url, verbose=False).predict(KB, [handle_file(str(p)) for p in files], None,
-                                                        api_name="/upload")
+    status, _table = Client(url, verbose=False).predict(
+        KB, [handle_file(str(p)) for p in files], None, api_name="/upload"
+    )
     return status
 
 
@@ -90,8 +97,15 @@ def test_two_chats_stream_while_ingesting_and_searching(served, embedder):
     assert not pending, f"requests still running after {DEADLINE_S} s"
     errors = [repr(future.exception()) for future in done if future.exception() is not None]
     served_count = len(CHATS) + 1 + sum(len(future.result()) for future in searching if future.exception() is None)
-    reliability_log.record("concurrency", requests=served_count, errors=len(errors), seconds=round(seconds, 1),
-                           chats=len(CHATS), uploads=1, searches=5)
+    reliability_log.record(
+        "concurrency",
+        requests=served_count,
+        errors=len(errors),
+        seconds=round(seconds, 1),
+        chats=len(CHATS),
+        uploads=1,
+        searches=5,
+    )
     assert not errors, errors
 
     for future, (question, page) in zip(chats, CHATS):
@@ -111,7 +125,7 @@ def test_two_chats_stream_while_ingesting_and_searching(served, embedder):
     with KnowledgeBase.open(settings, KB, embedder) as kb:
         assert kb.check()["documents"] == 2 + len(files)
         missing = lost(before, kb)
-    reliability_log.record("fault", name="concurrent chats, ingestion and searches over HTTP", survived=missing == 0,
-                           lost=missing)
+    reliability_log.record(
+        "fault", name="concurrent chats, ingestion and searches over HTTP", survived=missing == 0, lost=missing
+    )
     assert missing == 0
-

@@ -138,8 +138,8 @@ def test_training_shows_the_loss_curve_then_the_exported_model_answers_in_chat(p
     before = replies.count()
     page.locator("#ds-question textarea").fill("What is the seal interval?")
     page.locator("#ds-ask").click()
-    page.wait_for_function(f"() => document.querySelectorAll('#ds-chatbot [data-testid=\"bot\"]').length > {before}",
-                           timeout=120_000)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#ds-chatbot [data-testid=\"bot\"]').length > {before}", timeout=120_000
+    )
     expect(replies.last).not_to_have_text("", timeout=60_000)
     expect(page.locator("#ds-chatbot")).not_to_contain_text("Error")
-

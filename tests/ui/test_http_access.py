@@ -57,8 +57,11 @@ def gradio_routes() -> list[tuple[str, str, bool]]:
                 methods = sorted(getattr(route, "methods", None) or {"GET"})
                 method = next((m for m in methods if m != "HEAD"), methods[0])
                 dependant = getattr(route, "dependant", None)
-                checks = any(getattr(d.call, "__name__", "") == "login_check" for d in dependant.dependencies) \
-                    if dependant is not None else False
+                checks = (
+                    any(getattr(d.call, "__name__", "") == "login_check" for d in dependant.dependencies)
+                    if dependant is not None
+                    else False
+                )
                 routes.append((method, prefix + route.path, checks))
 
     walk(App.create_app(blocks).routes)
@@ -110,15 +113,22 @@ def test_every_route_refuses_a_stranger(app):
 def test_file_download_and_upload_refused_without_login(app):
     secret = app.home / "domainsmith.db"
     with httpx.Client(base_url=app.url, timeout=15) as client:
-        for path in (f"/gradio_api/file={secret}", f"/gradio_api/file={secret.parent / 'app.log'}",
-                     "/gradio_api/file=/etc/passwd"):
+        for path in (
+            f"/gradio_api/file={secret}",
+            f"/gradio_api/file={secret.parent / 'app.log'}",
+            "/gradio_api/file=/etc/passwd",
+        ):
             response = client.get(path)
-            assert response.status_code == 401 and b"SQLite" not in response.content and b"root:" not in response.content
+            assert (
+                response.status_code == 401 and b"SQLite" not in response.content and b"root:" not in response.content
+            )
         response = client.post("/gradio_api/upload", files={"files": ("evil.txt", b"planted by a stranger")})
         assert response.status_code == 401
         response = client.post("/gradio_api/call/upload", json={"data": [SECRET_KB, None, None]})
         assert response.status_code == 401
-    uploaded = [p for p in (app.home / "gradio-tmp").rglob("*") if p.is_file()] if (app.home / "gradio-tmp").exists() else []
+    uploaded = (
+        [p for p in (app.home / "gradio-tmp").rglob("*") if p.is_file()] if (app.home / "gradio-tmp").exists() else []
+    )
     assert not [p for p in uploaded if p.read_bytes() == b"planted by a stranger"]
     assert not any((app.home / "uploads").rglob("evil*"))
 

@@ -23,8 +23,9 @@ def test_registry_and_sessions_share_one_connection_closed_with_the_services(set
     services = Services(settings)
     gguf = tmp_path / "expert.gguf"
     gguf.write_bytes(b"GGUF")
-    services.registry.add(ModelRecord(name="expert", base="b", run_id="r", data_hash="h", file=str(gguf),
-                                      size_bytes=4, quant="q4_k_m"))
+    services.registry.add(
+        ModelRecord(name="expert", base="b", run_id="r", data_hash="h", file=str(gguf), size_bytes=4, quant="q4_k_m")
+    )
     sid = services.sessions.create("Seals", model="expert")
     assert services.models() == [CHAT_MODEL_NAME, "expert"]
     assert services.registry.db is services.sessions.db is services.db

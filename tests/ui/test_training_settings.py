@@ -25,10 +25,17 @@ def test_the_train_flags_come_from_the_declaration():
     declared = [s for s in training_settings() if s.spec.flag]
     # The flags, their destinations and types as they always were (outside tools and the README use them).
     assert [(s.spec.flag, s.name, s.type) for s in declared] == [
-        ("--epochs", "epochs", int), ("--lr", "learning_rate", float), ("--lora-r", "lora_r", int),
-        ("--lora-alpha", "lora_alpha", int), ("--batch-size", "batch_size", int), ("--grad-accum", "grad_accum", int),
-        ("--max-length", "max_length", int), ("--checkpoint-every", "checkpoint_every", int),
-        ("--seed", "seed", int), ("--val-fraction", "val_fraction", float)]
+        ("--epochs", "epochs", int),
+        ("--lr", "learning_rate", float),
+        ("--lora-r", "lora_r", int),
+        ("--lora-alpha", "lora_alpha", int),
+        ("--batch-size", "batch_size", int),
+        ("--grad-accum", "grad_accum", int),
+        ("--max-length", "max_length", int),
+        ("--checkpoint-every", "checkpoint_every", int),
+        ("--seed", "seed", int),
+        ("--val-fraction", "val_fraction", float),
+    ]
     for s in declared:
         action = actions[s.spec.flag]
         assert (action.dest, action.type, action.help) == (s.name, s.type, s.spec.help)
@@ -48,12 +55,14 @@ def test_the_fine_tune_tab_shows_the_settings_marked_for_it():
 
 def test_validate_checks_the_declared_bounds():
     assert Hyperparameters().validate() is None
-    for change, message in [({"epochs": 0}, "epochs must be at least 1"),
-                            ({"learning_rate": 0.0}, r"learning_rate must be in \(0, 1\)"),
-                            ({"learning_rate": 1.0}, r"learning_rate must be in \(0, 1\)"),
-                            ({"lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\)"),
-                            ({"max_length": 15}, "max_length must be at least 16 tokens"),
-                            ({"checkpoint_every": 0}, "checkpoint_every must be at least 1")]:
+    for change, message in [
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"learning_rate": 0.0}, r"learning_rate must be in \(0, 1\)"),
+        ({"learning_rate": 1.0}, r"learning_rate must be in \(0, 1\)"),
+        ({"lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\)"),
+        ({"max_length": 15}, "max_length must be at least 16 tokens"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be at least 1"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             preset("quick", **change)
     assert preset("quick", lora_dropout=0.0, learning_rate=0.999).learning_rate == 0.999

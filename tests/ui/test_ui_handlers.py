@@ -34,8 +34,11 @@ def test_upload_search_remove(services, tmp_path):
 
 def test_chat_streams_then_shows_sources_and_persists(services, tmp_path):
     list(services.kb().add([f.make_pdf(tmp_path / "turbine.pdf", pages=4)]))
-    updates = list(chat_tab.respond(services, "What trips the journal bearing alarm?", [], "default",
-                                    "SmolLM2-135M-Instruct", True, None))
+    updates = list(
+        chat_tab.respond(
+            services, "What trips the journal bearing alarm?", [], "default", "SmolLM2-135M-Instruct", True, None
+        )
+    )
     assert len(updates) >= 3, "the answer is streamed"
     history, sources, session_id = updates[-1]
     assert history[-2] == {"role": "user", "content": "What trips the journal bearing alarm?"}
@@ -48,8 +51,9 @@ def test_chat_streams_then_shows_sources_and_persists(services, tmp_path):
 
 def test_not_in_the_documents_is_shown_distinctly(services, tmp_path):
     list(services.kb().add([f.make_pdf(tmp_path / "turbine.pdf", pages=2)]))
-    *_, (history, sources, _) = chat_tab.respond(services, "Who won the 1998 football world cup?", [], "default",
-                                                 "SmolLM2-135M-Instruct", True, None)
+    *_, (history, sources, _) = chat_tab.respond(
+        services, "Who won the 1998 football world cup?", [], "default", "SmolLM2-135M-Instruct", True, None
+    )
     assert sources.startswith(chat_tab.NOT_IN_DOCUMENTS)
 
 
@@ -57,8 +61,14 @@ def test_compare_answers_with_two_models_over_the_same_sources(services, tmp_pat
     list(services.kb().add([f.make_pdf(tmp_path / "turbine.pdf", pages=3)]))
     seen = []  # (left reply, right reply) as each update arrives
     for left, left_panel, right, right_panel in chat_tab.compare(  # noqa: B007 (the panels are read after the loop)
-            services, "What trips the journal bearing alarm?", [], [], "default",
-            ("SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct"), True):
+        services,
+        "What trips the journal bearing alarm?",
+        [],
+        [],
+        "default",
+        ("SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct"),
+        True,
+    ):
         seen.append((left[-1]["content"], right[-1]["content"]))
     assert left[-1]["content"] and right[-1]["content"]
     assert left[-1]["content"] == right[-1]["content"], "same model, same sources, greedy: same answer"
@@ -70,8 +80,12 @@ def test_training_data_preview_reports_line_numbered_errors(services, tmp_path):
     from ui import finetune_tab
 
     good = tmp_path / "qa.jsonl"
-    good.write_text("".join(json.dumps({"question": f"Q{i}?", "answer": f"A{i}."}) + "\n" for i in range(12))
-                    + json.dumps({"question": "Q1?", "answer": "A1."}) + "\n", encoding="utf-8")
+    good.write_text(
+        "".join(json.dumps({"question": f"Q{i}?", "answer": f"A{i}."}) + "\n" for i in range(12))
+        + json.dumps({"question": "Q1?", "answer": "A1."})
+        + "\n",
+        encoding="utf-8",
+    )
     rows, report = finetune_tab.preview(services, str(good))
     assert rows[0] == ["Q0?", "A0."] and "12 usable examples" in report and "line 13: duplicate of line 2" in report
     bad = tmp_path / "bad.jsonl"
@@ -86,13 +100,24 @@ def test_training_needs_a_file_and_blank_advanced_fields_keep_the_preset(service
     from ui import finetune_tab
 
     with pytest.raises(DomainsmithError, match="upload a Q&A file"):
-        finetune_tab.start(services, finetune_tab.SOURCE_FILE, None, "default", False, None, "quick", "auto",
-                           0, None, 0, None, None, 0)
-    rows = evaluation_rows({"val_loss_before": 2.0, "val_loss_after": 1.0, "perplexity_before": 7.4,
-                            "perplexity_after": 2.7, "answers_base": {"count": 3, "keyword_recall": 0.1},
-                            "answers_adapted": {"count": 3, "keyword_recall": 0.9}})
-    assert rows == [("validation loss", 2.0, 1.0), ("perplexity", 7.4, 2.7),
-                    ("held-out answers: keyword recall", 0.1, 0.9)]
+        finetune_tab.start(
+            services, finetune_tab.SOURCE_FILE, None, "default", False, None, "quick", "auto", 0, None, 0, None, None, 0
+        )
+    rows = evaluation_rows(
+        {
+            "val_loss_before": 2.0,
+            "val_loss_after": 1.0,
+            "perplexity_before": 7.4,
+            "perplexity_after": 2.7,
+            "answers_base": {"count": 3, "keyword_recall": 0.1},
+            "answers_adapted": {"count": 3, "keyword_recall": 0.9},
+        }
+    )
+    assert rows == [
+        ("validation loss", 2.0, 1.0),
+        ("perplexity", 7.4, 2.7),
+        ("held-out answers: keyword recall", 0.1, 0.9),
+    ]
 
 
 def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(services, tmp_path):
@@ -107,8 +132,22 @@ def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(servi
     base = tiny_models.tiny_llama(tmp_path / "llama", tiny_models.smollm_tokenizer(tmp_path / "tokenizer"))
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(16)), encoding="utf-8")
-    run_id, _ = finetune_tab.start(services, finetune_tab.SOURCE_FILE, str(data), "default", False, str(base),
-                                   "quick", "lora", 12, None, None, 2, None, 0)
+    run_id, _ = finetune_tab.start(
+        services,
+        finetune_tab.SOURCE_FILE,
+        str(data),
+        "default",
+        False,
+        str(base),
+        "quick",
+        "lora",
+        12,
+        None,
+        None,
+        2,
+        None,
+        0,
+    )
     folder = RunFolder.in_home(services.settings.home, run_id)
     deadline = time.monotonic() + 120
     while not services.finetuner.progress(run_id).step and time.monotonic() < deadline:
