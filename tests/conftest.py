@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Chat's model and "Train adapter"'s base for every test (tests of the defaults clear these).
+TINY_MODEL_PIN = {"DOMAINSMITH_CHAT_MODEL": "SmolLM2-135M-Instruct", "DOMAINSMITH_TRAIN_BASE": "smollm2-135m"}
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +25,9 @@ def domainsmith_home(tmp_path, monkeypatch) -> Path:
     for name in list(os.environ):
         if name.startswith("DOMAINSMITH_") and name != "DOMAINSMITH_HOME":
             monkeypatch.delenv(name)
+    # The suite runs on the tiny SmolLM2-135M (never assembles a 1 GB Qwen GGUF); child processes inherit it.
+    for name, value in TINY_MODEL_PIN.items():
+        monkeypatch.setenv(name, value)
     return home
 
 
@@ -31,6 +36,18 @@ def embedder():
     from store.embedding import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny random Llama with SmolLM2's tokenizer (``tests/tiny_models.py``), built once per session.
+
+    Read-only: runs train adapters on it, merges write elsewhere.
+    """
+    from tests import tiny_models
+
+    root = tmp_path_factory.mktemp("tiny-llama")
+    return tiny_models.tiny_llama(root / "llama", tiny_models.smollm_tokenizer(root / "tokenizer"))
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import tiny_models
 from tests.app_cli import cli
 from tests.conftest import ROOT
 
@@ -62,7 +61,7 @@ def test_legacy_chat_session_reopens(home):
         services.close()
 
 
-def test_legacy_run_is_listed_shown_and_exported(home, tmp_path):
+def test_legacy_run_is_listed_shown_and_exported(home, tiny_llama):
     from store.settings import Settings
     from ui import finetune_tab
     from ui.services import Services
@@ -81,10 +80,9 @@ def test_legacy_run_is_listed_shown_and_exported(home, tmp_path):
     finally:
         services.close()
 
-    # The base model of the run lived in a temporary folder: rebuild it (same seed, same shapes) and
-    # point the manifest at it, as a user would after moving their models.
-    tokenizer = tiny_models.smollm_tokenizer(tmp_path / "smollm-tokenizer")
-    base = tiny_models.tiny_llama(tmp_path / "llama", tokenizer)
+    # The base model of the run lived in a temporary folder: point the manifest at the same tiny
+    # Llama rebuilt (same seed, same shapes), as a user would after moving their models.
+    base = tiny_llama
     job_file = home / "runs" / RUN_ID / "job.json"  # spelled as the old code wrote it
     job = json.loads(job_file.read_text(encoding="utf-8"))
     job_file.write_text(

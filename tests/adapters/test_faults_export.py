@@ -25,7 +25,7 @@ from tests.fault_tools import file_digest, register_model, run_app_limited, tree
 
 
 @pytest.fixture(scope="module")
-def exported_home(tmp_path_factory):
+def exported_home(tmp_path_factory, tiny_llama):
     """A home with a finished run (1 epoch on a tiny Llama) and one model registered earlier."""
     from adapters.catalogue import run_dir
     from adapters.datasets import _example
@@ -36,7 +36,7 @@ def exported_home(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-faults")
     home = root / "home"
     settings = Settings.load(home=home, env={})
-    llama = tiny_models.tiny_llama(root / "llama", tiny_models.smollm_tokenizer(root / "tokenizer"))
+    llama = tiny_llama
     examples = [_example(r, Path("qa.jsonl"), i) for i, r in enumerate(tiny_models.qa_rows(12), start=1)]
     job = prepare_run(
         settings,

@@ -11,7 +11,6 @@ import pytest
 from adapters import catalogue, datasets, rag_eval
 from adapters import events as ev
 from store.settings import Settings
-from tests import tiny_models
 from tests.app_cli import cli
 from tests.conftest import run_app
 
@@ -76,12 +75,6 @@ def write_manuals(folder: Path) -> list[Path]:
         path.write_text("\n".join(lines), encoding="utf-8")
         paths.append(path)
     return paths
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-models")
-    return tiny_models.tiny_llama(root / "llama", tiny_models.smollm_tokenizer(root / "smollm-tokenizer"))
 
 
 @pytest.fixture

@@ -23,12 +23,9 @@ FAST = {"eval_examples": 1, "max_new_tokens": 4}
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, tiny_llama):
     root = tmp_path_factory.mktemp("tiny-models")
-    tokenizer = tiny_models.smollm_tokenizer(root / "smollm-tokenizer")
-    return SimpleNamespace(
-        llama=tiny_models.tiny_llama(root / "llama", tokenizer), phi3=tiny_models.tiny_phi3(root / "phi3")
-    )
+    return SimpleNamespace(llama=tiny_llama, phi3=tiny_models.tiny_phi3(root / "phi3"))
 
 
 @pytest.fixture(scope="module")

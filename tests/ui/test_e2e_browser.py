@@ -21,16 +21,15 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_llama):
     root = tmp_path_factory.mktemp("e2e-files")
     qa = root / "facts.jsonl"
     qa.write_text("".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(16)), encoding="utf-8")
-    tokenizer = tiny_models.smollm_tokenizer(root / "tokenizer")
     return {
         "pdf": f.make_pdf(root / "turbine.pdf", pages=3),
         "bad": f.make_corrupt_pdf(root / "broken.pdf"),
         "qa": qa,
-        "base": tiny_models.tiny_llama(root / "tiny-llama", tokenizer),
+        "base": tiny_llama,
     }
 
 

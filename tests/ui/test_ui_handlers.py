@@ -120,7 +120,7 @@ def test_training_needs_a_file_and_blank_advanced_fields_keep_the_preset(service
     ]
 
 
-def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(services, tmp_path):
+def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(services, tmp_path, tiny_llama):
     import os
     import signal
     import time
@@ -129,7 +129,7 @@ def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(servi
     from tests import tiny_models
     from ui import finetune_tab
 
-    base = tiny_models.tiny_llama(tmp_path / "llama", tiny_models.smollm_tokenizer(tmp_path / "tokenizer"))
+    base = tiny_llama
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(16)), encoding="utf-8")
     run_id, _ = finetune_tab.start(
