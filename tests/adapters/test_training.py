@@ -11,6 +11,7 @@ import pytest
 
 from adapters import catalogue
 from adapters import events as ev
+from adapters.job import TrainJob
 from adapters.memory import InsufficientMemory
 from adapters.process import TrainingProcess, train
 from adapters.service import prepare_run
@@ -48,6 +49,13 @@ def examples(count: int = 24) -> list[dict]:
 
 def steps(settings: Settings, run_id: str) -> list[ev.Step]:
     return [e for e in catalogue.read_events(catalogue.run_dir(settings, run_id)) if isinstance(e, ev.Step)]
+
+
+def tiny_run(settings: Settings, base: Path, method: str, **overrides) -> TrainJob:
+    """A run of the 24 tiny Q&A examples on ``base``, prepared (not started), evaluation kept short."""
+    return prepare_run(
+        settings, examples(), {"kind": "test"}, base=str(base), method=method, overrides=overrides, **FAST
+    )
 
 
 def mean(values) -> float:
@@ -129,15 +137,7 @@ def test_failed_export_registers_nothing(llama_run, home):
 
 
 def test_qlora_real_steps_loss_falls(models, settings):
-    job = prepare_run(
-        settings,
-        examples(),
-        {"kind": "test"},
-        base=str(models.llama),
-        method="qlora",
-        overrides={"epochs": 2, "learning_rate": 5e-3},
-        **FAST,
-    )
+    job = tiny_run(settings, models.llama, "qlora", epochs=2, learning_rate=5e-3)
     assert job.method == "qlora" and "as asked" in job.method_reason
     events = list(train(settings, job))
     assert events[-1].kind == "done", events[-1].message + events[-1].log_tail
@@ -148,15 +148,7 @@ def test_qlora_real_steps_loss_falls(models, settings):
 
 
 def test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order(models, settings):
-    job = prepare_run(
-        settings,
-        examples(),
-        {"kind": "test"},
-        base=str(models.llama),
-        method="lora",
-        overrides={"epochs": 2, "checkpoint_every": 2},
-        **FAST,
-    )
+    job = tiny_run(settings, models.llama, "lora", epochs=2, checkpoint_every=2)
     process = TrainingProcess(settings, job.run_id)
     before = {}
     for event in process.events():
@@ -185,15 +177,7 @@ def test_kill_9_then_resume_continues_from_checkpoint_in_the_same_order(models, 
 
 
 def test_cancel_stops_after_a_checkpoint(models, settings):
-    job = prepare_run(
-        settings,
-        examples(),
-        {"kind": "test"},
-        base=str(models.llama),
-        method="lora",
-        overrides={"epochs": 3, "checkpoint_every": 50},
-        **FAST,
-    )
+    job = tiny_run(settings, models.llama, "lora", epochs=3, checkpoint_every=50)
     process = TrainingProcess(settings, job.run_id)
     for event in process.events():
         if event.kind == "step" and event.step == 2:
@@ -210,9 +194,7 @@ def test_phi3_train_merge_gguf_llama_cpp(models, settings):
 
     from adapters.export import export
 
-    job = prepare_run(
-        settings, examples(), {"kind": "test"}, base=str(models.phi3), method="lora", overrides={"epochs": 2}, **FAST
-    )
+    job = tiny_run(settings, models.phi3, "lora", epochs=2)
     events = list(train(settings, job))
     assert events[-1].kind == "done", events[-1].message + events[-1].log_tail
     targets = next(e for e in events if e.kind == "start").data["lora_targets"]
