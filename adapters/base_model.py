@@ -1,7 +1,8 @@
 """Base models: which files are accepted, what they are, and their full-precision safetensors copy.
 
-A base is a GGUF file (the bundled SmolLM2-135M-Instruct by default) or a local Hugging Face
-folder with safetensors weights. Pickle checkpoints (``.bin``, ``.pt``, ``.ckpt``) are refused:
+A base is a bundled model (``store.model_catalogue``: Qwen2.5-Coder-0.5B-Instruct by default), a GGUF
+file or a local Hugging Face folder with safetensors weights.
+Pickle checkpoints (``.bin``, ``.pt``, ``.ckpt``) are refused:
 loading one runs arbitrary code. ``describe`` reads only headers (no torch), so the parent can
 validate a job and estimate its memory before a worker starts; ``materialize`` (in the worker)
 turns a GGUF into a dequantized safetensors folder once and caches it, because transformers
@@ -19,12 +20,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import bundled
+from store import model_catalogue
 from store.errors import ModelNotFound
+from store.model_catalogue import BundledModel, Progress
+from store.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BUNDLED_NAME = "smollm2-135m"
+BUNDLED_NAME = model_catalogue.SMOLLM2.key  # the tiny base the test suite pins
 # Architectures transformers can dequantize from GGUF and train as causal LMs.
 GGUF_ARCHITECTURES = {
     "llama",
@@ -60,20 +63,45 @@ class BaseModel:
         return self.path.name
 
 
-def resolve_base(spec: str | None) -> Path:
-    """The path of a base given as a path, or None / ``smollm2-135m`` for the bundled model."""
-    if spec in (None, "", BUNDLED_NAME):
-        path = bundled.chat_model_path()
+def bundled_base(spec: str | None, settings: Settings | None = None) -> tuple[BundledModel | None, str | None]:
+    """(the bundled model, else the path) a base names: ``spec``, else ``settings.train_base``, else the default.
+
+    ``settings`` None: ``Settings.load()``.
+    """
+    if spec:
+        return model_catalogue.find(spec), spec
+    settings = settings or Settings.load()
+    spec = settings.train_base
+    if spec:
+        return model_catalogue.find(spec), spec
+    return model_catalogue.default_model(model_catalogue.BASE, settings.home), None
+
+
+def needs_assembly(spec: str | None, settings: Settings) -> BundledModel | None:
+    """The bundled model that must be assembled before this base can be used, if any."""
+    bundled, _ = bundled_base(spec, settings)
+    return bundled if bundled is not None and model_catalogue.needs_assembly(bundled, settings.home) else None
+
+
+def resolve_base(spec: str | None, settings: Settings | None = None, progress: Progress | None = None) -> Path:
+    """The path of a base: a path, a bundled model key or name (``smollm2-135m``, ``qwen2.5-coder-0.5b-instruct``),
+    or None (``bundled_base``); a split bundled model is assembled on first use (``progress(done, total)``).
+    """
+    bundled, given = bundled_base(spec, settings)
+    if bundled is not None:
+        home = (settings or Settings.load()).home if bundled.split else Path()
+        path = model_catalogue.model_path(bundled, home, progress)
     else:
-        path = Path(spec).expanduser()
+        assert given
+        path = Path(given).expanduser()
     if not path.exists():
         raise ModelNotFound("no base model at this path (give a .gguf file or a Hugging Face folder)", path=path)
     return path.resolve()
 
 
-def describe(spec: str | None) -> BaseModel:
+def describe(spec: str | None, settings: Settings | None = None, progress: Progress | None = None) -> BaseModel:
     """Check a base model and read its size from headers only; raises ``ModelNotFound``."""
-    path = resolve_base(spec)
+    path = resolve_base(spec, settings, progress)
     if path.is_dir():
         return _describe_folder(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:

@@ -44,6 +44,7 @@ from adapters.job import TrainJob
 from adapters.process import ROOT
 from adapters.run_folder import RunFolder
 from adapters.smoke import CHECK_TOKENS
+from store import workload
 from store.errors import DomainsmithError
 from store.registry import ModelRecord, open_registry, validate_model_name
 from store.settings import Settings
@@ -117,7 +118,7 @@ def export(
     work.mkdir()
     moved = False
     try:
-        with _disk_errors():
+        with _disk_errors(), workload.busy(f"exporting {name}"):
             say("merging the adapter into the base model")
             hf_dir, reference = merge(job, folder, work / "hf", check_prompts)
             say(f"converting to GGUF ({quant})")

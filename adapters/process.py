@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from adapters.catalogue import is_running, log_tail, run_dir, worker_pid
 from adapters.events import TERMINAL, EventTail, ProgressEvent
 from adapters.job import TrainJob
 from adapters.worker import EXIT_CANCELLED, EXIT_DONE, EXIT_INVALID
+from store import workload
 from store.errors import DomainsmithError
 from store.settings import Settings
 
@@ -62,6 +63,13 @@ class TrainingProcess:
             self.process.kill()
 
     def events(self) -> Iterator[ProgressEvent]:
+        """Progress until the worker exits; meanwhile ``store.workload`` counts it (it uses the cores)."""
+        with workload.busy(f"training {self.run_id}"):
+            final = yield from self._follow()
+        yield self._outcome(final)
+
+    def _follow(self) -> Generator[ProgressEvent, None, ProgressEvent | None]:
+        """Yield the worker's events until it exits; return its terminal event, if it wrote one."""
         final: ProgressEvent | None = None
         try:
             while True:
@@ -77,7 +85,7 @@ class TrainingProcess:
                 time.sleep(self.poll_s)
         finally:
             self._log.close()
-        yield self._outcome(final)
+        return final
 
     def _outcome(self, final: ProgressEvent | None) -> ProgressEvent:
         """The last event: the worker's own when its exit code agrees, else a ``failed`` one with the log."""

@@ -114,7 +114,7 @@ def prepare_run(
     """
     train_set, val_set = datasets.split(examples, val_fraction, seed)
     datasets.check_minimum(len(train_set))
-    info = describe(base)
+    info = describe(base, settings)
     hp = preset(preset_name, "lora", **(overrides or {}))
     longest = max(memory.tokens_from_chars(len(json.dumps(e, ensure_ascii=False))) for e in examples)
     chosen, reason, _estimate = memory.choose_method(method, info, hp, longest, available_memory)

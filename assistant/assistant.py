@@ -19,9 +19,10 @@ from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token
 from assistant.llm import LlamaRuntime, LoadedModel
 from assistant.reply_check import check_reply
 from assistant.retrieval import Retrieval, retrieve, sources_from
-from store.bundled import CHAT_MODEL_NAME, chat_model_path
+from store import model_catalogue
 from store.errors import DomainsmithError, KnowledgeBaseError
 from store.knowledge_base import KnowledgeBase
+from store.model_catalogue import BundledModel, Progress
 from store.registry import resolve_model
 from store.settings import Settings
 
@@ -50,11 +51,28 @@ class Assistant:
 
     # -- models ----------------------------------------------------------------------------
 
-    def model_path(self, spec: str | None) -> tuple[Path, str]:
-        """(GGUF path, display name) for a path, a registry name, or None (the configured default)."""
+    def bundled_model(self, spec: str | None) -> BundledModel | None:
+        """The bundled model ``spec`` names (None or "default": the configured default), or None."""
         spec = spec or self.settings.chat_model
-        if not spec or spec in ("default", CHAT_MODEL_NAME):
-            return chat_model_path(), CHAT_MODEL_NAME
+        if not spec or spec == "default":
+            return model_catalogue.default_model(model_catalogue.CHAT, self.settings.home)
+        return model_catalogue.find(spec)
+
+    def needs_assembly(self, spec: str | None) -> BundledModel | None:
+        """The bundled model that must be assembled (or re-verified) before ``spec`` can load, if any."""
+        model = self.bundled_model(spec)
+        return model if model is not None and model_catalogue.needs_assembly(model, self.settings.home) else None
+
+    def model_path(self, spec: str | None, progress: Progress | None = None) -> tuple[Path, str]:
+        """(GGUF path, display name) for a bundled model, a path, a registry name, or None (the default).
+
+        A split bundled model is assembled and verified on first use (``progress(done, total)``).
+        """
+        model = self.bundled_model(spec)
+        if model is not None:
+            return model_catalogue.model_path(model, self.settings.home, progress), model.name
+        spec = spec or self.settings.chat_model
+        assert spec
         path = resolve_model(self.settings.db_path, spec)
         return path, spec if not Path(spec).expanduser().is_file() else path.name
 

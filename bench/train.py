@@ -267,7 +267,7 @@ def main() -> int:
     print(f"  ours, plain LoRA: {lora['tokens_per_s']:.0f} real tok/s", flush=True)
     qlora = ours(settings, "qlora", args.epochs)
     print(f"  ours, QLoRA NF4:  {qlora['tokens_per_s']:.0f} real tok/s", flush=True)
-    base_folder = materialize(resolve_base(None), home / "models" / "base-cache")
+    base_folder = materialize(resolve_base("smollm2-135m"), home / "models" / "base-cache")
     book = child("cookbook", str(base_folder), str(args.epochs))
     ratio = lora["tokens_per_s"] / book["tokens_per_s"]
 

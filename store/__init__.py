@@ -12,6 +12,8 @@ Where its flows start:
   keyword (``store.fts``) rankings, fused (``store.ranking``), read back as ``SearchHit``.
 - the models registry: ``ModelRegistry`` (``store.registry``); chat sessions: ``SessionStore``
   (``store.sessions``). Both work on a database from ``open_db``.
+- bundled models: ``store.model_catalogue`` (what each is, the defaults per role, its state);
+  ``store.model_assembly`` joins a split GGUF's part packages on first use, verified, atomic.
 - the database: ``open_db`` (``store.database``) applies every migration in ``store.schema``
   and owns the write lock and write transactions.
 

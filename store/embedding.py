@@ -106,17 +106,41 @@ SMALL_BATCH = 4
 
 @contextlib.contextmanager
 def _single_thread(enabled: bool):
-    if not enabled:
-        yield
-        return
+    """One torch thread in this thread for the block; other threads keep theirs.
+
+    ``torch.set_num_threads`` changes the calling thread's OpenMP setting, so an ingestion
+    embedding in another thread keeps its threads (checked with torch 2.13), but it also sets the
+    count that threads starting later begin with. Restoring the process's default, not the value
+    read on entry, keeps one query that ran while another held 1 thread from leaving 1 for good;
+    and a batch embedded by a thread that started during a query gets the default back.
+    """
     import torch
 
-    previous = torch.get_num_threads()
+    default = _default_threads()
+    if not enabled:
+        if torch.get_num_threads() != default:
+            torch.set_num_threads(default)
+        yield
+        return
     torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(default)
+
+
+_default_lock = threading.Lock()
+_default: list[int] = []
+
+
+def _default_threads() -> int:
+    """torch's thread count as this process started with it (read before any query changed it)."""
+    with _default_lock:
+        if not _default:
+            import torch
+
+            _default.append(torch.get_num_threads())
+        return _default[0]
 
 
 def _check_model_folder(path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from store import kb_rows, search
+from store import kb_rows, search, workload
 from store.chunking import Chunker
 from store.database import open_db
 from store.embedding import Embedder
@@ -144,8 +144,13 @@ class KnowledgeBase:
         """Ingest files and folders; yields an event per file, then a ``done`` event with the summary.
 
         A bad file yields a ``failed`` event and the batch goes on. Each document is committed
-        in its own transaction, so an interrupted batch leaves only complete documents.
+        in its own transaction, so an interrupted batch leaves only complete documents. While it
+        runs, ``store.workload`` counts it (chat then leaves it a core).
         """
+        with workload.busy(f"ingesting into {self.name}"):
+            yield from self._add(paths)
+
+    def _add(self, paths: Iterable[str | Path]) -> Iterator[IngestEvent]:
         started = time.monotonic()
         summary = IngestSummary()
         found = list(discover(paths))
@@ -241,6 +246,10 @@ class KnowledgeBase:
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-embed every chunk with the configured embedder and rebuild the index; returns chunks."""
+        with workload.busy(f"re-indexing {self.name}"):
+            return self._reindex(progress)
+
+    def _reindex(self, progress: Callable[[int, int], None] | None) -> int:
         chunks = kb_rows.chunks(self.db, self.id)
         step = max(self.settings.embed_batch_size * 8, 64)
         parts = []

@@ -60,10 +60,13 @@ class Settings:
     # Hybrid search: reciprocal rank fusion of vector and keyword results (see store/ranking.py).
     rrf_k: int = _setting(10, "hybrid search: the rank fusion constant")
     keyword_weight: float = _setting(0.5, "hybrid search: the weight of the keyword ranking")
-    # Chat (llama.cpp). chat_model: a GGUF path or a registry name; None = bundled SmolLM2-135M-Instruct.
-    chat_model: str | None = _setting(None, "a GGUF path or a registered model name")
+    # Chat (llama.cpp). chat_model: a bundled model key, a GGUF path or a registry name; None = the default
+    # bundled model (Qwen2.5-Coder-1.5B-Instruct; SmolLM2-135M-Instruct when its packages are not installed).
+    chat_model: str | None = _setting(None, "a bundled model key, a GGUF path or a registered model name")
+    # Training: None = Qwen2.5-Coder-0.5B-Instruct (SmolLM2-135M-Instruct when not installed).
+    train_base: str | None = _setting(None, "the default base of 'Train adapter': a bundled model key, .gguf or folder")
     chat_context: int = _setting(4096, "llama.cpp context window, in tokens")
-    chat_threads: int = _setting(0, "llama.cpp threads (0: one per CPU core)")
+    chat_threads: int = _setting(0, "llama.cpp threads (0: one per free core, chosen for each answer)")
     temperature: float = _setting(0.0, "sampling temperature of answers")
     max_tokens: int = _setting(320, "the longest answer, in tokens")
     retrieval_k: int = _setting(5, "passages offered to the model")

@@ -20,6 +20,8 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from store.durable import fsync_path
+
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
@@ -112,7 +114,7 @@ class VectorIndex:
         with self._lock:
             self._index.save_index(str(tmp))
             live = len(self._live)
-        _fsync(tmp)
+        fsync_path(tmp)
         digest = _digest(tmp)
         os.replace(tmp, path)
         sidecar = {
@@ -125,7 +127,7 @@ class VectorIndex:
         }
         tmp_meta = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
         tmp_meta.write_text(json.dumps(sidecar))
-        _fsync(tmp_meta)
+        fsync_path(tmp_meta)
         os.replace(tmp_meta, _sidecar(path))
 
     @classmethod
@@ -170,14 +172,6 @@ def _read_sidecar(path: Path) -> dict | None:
 def _digest(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_files(path: Path) -> None:

@@ -31,6 +31,21 @@ def domainsmith_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_large_model_assembly(monkeypatch):
+    """A test that would assemble a real Qwen GGUF (1 GB) in this process fails instead: pin SmolLM2."""
+    from store import model_assembly, model_catalogue
+
+    real = model_assembly._assemble
+
+    def guarded(model, folder, progress):
+        if not model_catalogue.missing_distributions(model):
+            assert model.size < 200 * 2**20, f"the test suite must not assemble {model.name}: pin SmolLM2 (conftest)"
+        return real(model, folder, progress)
+
+    monkeypatch.setattr(model_assembly, "_assemble", guarded)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from store.embedding import Embedder

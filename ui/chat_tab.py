@@ -10,16 +10,16 @@ from collections.abc import Iterator
 
 from assistant.assistant import AskOptions
 from assistant.events import Answer, Done, Notice, Token
-from store.bundled import CHAT_MODEL_NAME
 from store.errors import DomainsmithError
+from store.model_catalogue import Progress
 from ui.gradio_errors import user_errors
 from ui.services import Services
 
 NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
 
 
-def model_choices(services: Services) -> list[str]:
-    return services.models()
+def model_choices(services: Services) -> list[tuple[str, str]]:
+    return services.model_choices()
 
 
 def kb_choices(services: Services) -> list[str]:
@@ -46,13 +46,31 @@ def sources_markdown(answer: Answer) -> str:
 
 
 def respond(
-    services: Services, message: str, history: list[dict], kb: str, model: str, use_kb: bool, session_id: str | None
+    services: Services,
+    message: str,
+    history: list[dict],
+    kb: str,
+    model: str,
+    use_kb: bool,
+    session_id: str | None,
+    assembly: Progress | None = None,
 ) -> Iterator[tuple[list[dict], str, str | None]]:
-    """Stream one answer into the chat history; persist both turns in the session."""
+    """Stream one answer into the chat history; persist both turns in the session.
+
+    A bundled model used for the first time is assembled first, reported through ``assembly(done, total)``.
+    """
     history = list(history or [])
     prior = [{"role": m["role"], "content": m["content"]} for m in history if isinstance(m.get("content"), str)]
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     notes: list[str] = []
+    bundled = services.assistant.needs_assembly(model)
+    if bundled is not None:
+        yield (
+            history,
+            f"*Preparing {bundled.name} (first use: assembling and verifying {bundled.size / 1e9:.1f} GB)…*",
+            session_id,
+        )
+        services.assistant.model_path(model, assembly)
     answer = None
     for event in services.assistant.ask(message, prior, AskOptions(kb=kb, model=model, use_kb=use_kb)):
         if isinstance(event, Token):
@@ -125,7 +143,7 @@ def build(services: Services):
     with gr.Row():
         model = gr.Dropdown(
             model_choices(services),
-            value=CHAT_MODEL_NAME,
+            value=services.default_model(),
             label="Model",
             allow_custom_value=True,
             info="bundled, exported, or a path to a .gguf file",
@@ -151,7 +169,7 @@ def build(services: Services):
         with gr.Column(visible=False) as second:
             model_b = gr.Dropdown(
                 model_choices(services),
-                value=CHAT_MODEL_NAME,
+                value=services.default_model(),
                 label="Second model",
                 allow_custom_value=True,
                 elem_id="ds-chat-model-b",
@@ -167,7 +185,18 @@ def build(services: Services):
         new = gr.Button("New chat", scale=1)
 
     @user_errors
-    def ask(message, history, kb_name, model_name, use, sid, comparing=False, second_model=None, history_b=None):
+    def ask(
+        message,
+        history,
+        kb_name,
+        model_name,
+        use,
+        sid,
+        comparing=False,
+        second_model=None,
+        history_b=None,
+        progress=gr.Progress(),
+    ):
         if not (message or "").strip():
             raise DomainsmithError("Type a question first.")
         if comparing:
@@ -176,7 +205,11 @@ def build(services: Services):
             ):
                 yield a, panel_a, sid, b, panel_b
         else:
-            for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid):
+
+            def assembly(done: int, total: int) -> None:
+                progress(done / max(total, 1), desc="Assembling the model (first use)")
+
+            for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid, assembly):
                 yield h, panel, saved, gr.skip(), gr.skip()
 
     inputs = [question, chatbot, kb, model, use_kb, session, compare_on, model_b, chatbot_b]

@@ -8,6 +8,7 @@ import sys
 
 from assistant.assistant import AskOptions
 from assistant.events import Done, Notice, Token
+from ui.assembly_bar import with_assembly_bar
 from ui.services import Services
 
 
@@ -19,7 +20,8 @@ def register(sub) -> None:
         "--model",
         default=None,
         metavar="PATH_OR_NAME",
-        help="a GGUF file or a registered model (default: the bundled SmolLM2-135M-Instruct)",
+        help="a bundled model (qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct, SmolLM2-135M-Instruct), "
+        "a GGUF file or a registered model (default: Qwen2.5-Coder-1.5B-Instruct, assembled on first use)",
     )
     ask.add_argument("--no-kb", action="store_true", help="ask the model alone, without retrieval")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
@@ -40,6 +42,8 @@ def register(sub) -> None:
 
 def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     options = AskOptions(kb=args.kb, model=args.model, use_kb=not args.no_kb)
+    assistant = services.assistant
+    with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.model_path(args.model, bar))
     answer = None
     streamed = False
     for event in services.assistant.ask(args.question, (), options):
@@ -74,6 +78,9 @@ def cmd_eval_rag(services: Services, args: argparse.Namespace) -> int:
     from assistant.evaluation import evaluate_rag, format_report, load_qa
 
     items = load_qa(args.qa_file)
+    if not args.retrieval_only:
+        assistant = services.assistant
+        with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.model_path(args.model, bar))
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     report = evaluate_rag(
         services.assistant, items, kb=args.kb, model=args.model, modes=modes, k=args.k, answer=not args.retrieval_only

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from store.errors import DomainsmithError
+from ui.assembly_bar import with_assembly_bar
 from ui.services import Services
 from ui.text_table import format_table
 
@@ -39,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sources retrieved from this knowledge base; the answer cites its source, or abstains",
     )
     train.add_argument(
-        "--base", metavar="MODEL", help="a .gguf file or a Hugging Face folder (default: bundled SmolLM2-135M)"
+        "--base",
+        metavar="MODEL",
+        help="a bundled model (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m), "
+        "a .gguf file or a Hugging Face folder (default: qwen2.5-coder-0.5b-instruct, assembled on first use)",
     )
     train.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help=f"default: {DEFAULT_PRESET}")
     train.add_argument(
@@ -68,7 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=cmd_export)
 
-    _with_list(sub, "models", "the registry of exported models", "list registered models", cmd_models_list)
+    _with_list(
+        sub,
+        "models",
+        "bundled and exported models",
+        "list bundled models (with their state) and exported ones",
+        cmd_models_list,
+    )
 
 
 def _with_list(
@@ -103,6 +113,7 @@ def add_training_settings(group: argparse._ArgumentGroup) -> None:
 
 def cmd_train(services: Services, args: argparse.Namespace) -> int:
     from adapters import catalogue, service
+    from adapters.base_model import needs_assembly, resolve_base
     from adapters.job import training_settings
 
     settings = services.settings
@@ -131,6 +142,8 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         if data.grounding:
             print(data.grounding, file=sys.stderr)
 
+    base = needs_assembly(args.base, settings)
+    with_assembly_bar(base, lambda bar: resolve_base(args.base, settings, bar) if bar else None)
     job, _data = service.prepare(settings, request, lambda name: services.kb(name, create=False), say_notes)
     print(
         f"run {job.run_id}: {job.n_train} training and {job.n_val} validation examples, "
@@ -295,10 +308,29 @@ def cmd_export(services: Services, args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
+    from store import model_catalogue
+
     models = services.registry.list()
+    home = services.settings.home
+    bundled = [model_catalogue.describe(m, home) for m in model_catalogue.CATALOGUE]
     if args.json:
-        print(json.dumps({"models": [m.to_json() for m in models]}, indent=2))
-    elif not models:
+        print(json.dumps({"models": [m.to_json() for m in models], "bundled": bundled}, indent=2))
+        return EXIT_OK
+    rows = [("BUNDLED", "STATE", "SIZE", "ROLES", "LICENCE", "WHAT IT COSTS")]
+    rows += [
+        (
+            b["key"],
+            b["state"],
+            f"{b['size_bytes'] / 2**20:.0f} MB" if b["size_bytes"] else "-",
+            ", ".join(b["roles"]),
+            b["licence"],
+            b["cost"],
+        )
+        for b in bundled
+    ]
+    print(format_table(rows))
+    print()
+    if not models:
         print("no exported models yet: train with `python app.py train`, then `python app.py export RUN_ID`")
     else:
         rows = [("NAME", "QUANT", "SIZE", "BASE", "RUN", "CREATED", "FILE")]

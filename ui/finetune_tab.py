@@ -17,7 +17,6 @@ from adapters.finetune import RunProgress, evaluation_rows
 from adapters.hyperparameters import DEFAULT_PRESET, PRESETS
 from adapters.job import METHODS, training_settings
 from adapters.service import TrainRequest
-from store.bundled import CHAT_MODEL_NAME
 from store.errors import DomainsmithError
 from store.uploads import stage_upload
 from ui.gradio_errors import user_errors
@@ -70,7 +69,7 @@ def start(
         data=file if by_file else None,
         kb=None if by_file else kb,
         grounded=kb if by_file and grounded else None,
-        base=None if base in (None, "", CHAT_MODEL_NAME) else base,
+        base=base or None,
         preset=preset,
         method=method,
         overrides=overrides,
@@ -222,12 +221,13 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
             )
         with gr.Column(scale=1):
             gr.Markdown("### 2. Model and settings")
+            base_choices = services.base_choices()
             base = gr.Dropdown(
-                [CHAT_MODEL_NAME],
-                value=CHAT_MODEL_NAME,
+                base_choices,
+                value=base_choices[0][1],
                 allow_custom_value=True,
                 label="Base model",
-                info="the bundled model, a .gguf file or a Hugging Face folder",
+                info="a bundled model (assembled on first use), a .gguf file or a Hugging Face folder",
                 elem_id="ds-train-base",
             )
             preset = gr.Radio(
@@ -316,7 +316,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     def on_use(name):
         if not name:
             raise DomainsmithError("export a model first")
-        updates = [gr.Dropdown(choices=services.models(), value=name)]
+        updates = [gr.Dropdown(choices=services.model_choices(), value=name)]
         if tabs is not None:
             updates.append(gr.Tabs(selected=chat_tab_id))
         return updates

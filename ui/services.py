@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from store.bundled import CHAT_MODEL_NAME
+from store import model_catalogue
 from store.database import open_db
 from store.embedding import Embedder
 from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_name
@@ -99,8 +99,35 @@ class Services:
         return SessionStore(self.db)
 
     def models(self) -> list[str]:
-        """Chat model choices: the bundled default, then the registry's exported models."""
-        return [CHAT_MODEL_NAME] + [m.name for m in self.registry.list()]
+        """Chat model choices: the default, the other bundled models installed here, then exported models."""
+        return [value for _label, value in self.model_choices()]
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, value) of each Chat model choice; a bundled model's label says what it costs."""
+        default = self.default_model()
+        bundled = model_catalogue.choices(model_catalogue.CHAT, self.settings.home)
+        choices = [(m.label(), m.name) for m in bundled]
+        first = [c for c in choices if c[1] == default] or [(default, default)]
+        return first + [c for c in choices if c[1] != default] + [(m.name, m.name) for m in self.registry.list()]
+
+    def default_model(self) -> str:
+        """Chat's default model: the configured ``chat_model``, else the default bundled model."""
+        spec = self.settings.chat_model
+        if spec:
+            bundled = model_catalogue.find(spec)
+            return bundled.name if bundled else spec
+        return model_catalogue.default_model(model_catalogue.CHAT, self.settings.home).name
+
+    def base_choices(self) -> list[tuple[str, str]]:
+        """(label, value) of each bundled training base installed here, the default (``train_base``) first."""
+        home = self.settings.home
+        spec = self.settings.train_base
+        default = model_catalogue.find(spec) if spec else None
+        bundled = model_catalogue.choices(model_catalogue.BASE, home)
+        if spec and default is None:  # a path configured as the default base
+            return [(spec, spec)] + [(m.label(), m.name) for m in bundled]
+        default = default or bundled[0]
+        return [(default.label(), default.name)] + [(m.label(), m.name) for m in bundled if m is not default]
 
     def embedder_unlocked(self) -> Embedder:
         if self._embedder is None:

@@ -26,7 +26,7 @@ def build_ui(services: Services):
                 finetune_tab.build(services, chat_model=chat_model, tabs=tabs, chat_tab_id="chat")
 
         def pickers():  # a page load sees models exported and knowledge bases created since start
-            models, kbs = services.models(), chat_tab.kb_choices(services)
+            models, kbs = chat_tab.model_choices(services), chat_tab.kb_choices(services)
             return gr.Dropdown(choices=models), gr.Dropdown(choices=kbs), gr.Dropdown(choices=models)
 
         demo.load(pickers, None, [chat_model, chat_kb, chat_model_b], api_visibility="private")
