@@ -99,7 +99,7 @@ def test_concurrent_uploads_of_one_name_never_mix(tmp_path: Path) -> None:
     def stage(source: Path) -> None:
         try:
             stage_upload(tmp_path / "uploads", "kb", source, "same.txt", max_bytes=size)
-        except BaseException as exc:
+        except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=stage, args=(s,)) for s in sources]
