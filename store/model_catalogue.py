@@ -153,11 +153,18 @@ def module_folder(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def package_path(model: BundledModel) -> Path | None:
+    """The GGUF of a single-file ``model`` inside its installed package, or None when it is not there."""
+    assert model.package_file is not None
+    folder = module_folder(model.package_file[0])
+    path = folder / model.package_file[1] if folder is not None else None
+    return path if path is not None and path.is_file() else None
+
+
 def missing_distributions(model: BundledModel) -> list[str]:
     """The distributions of ``model`` that are not installed (or lack their data file)."""
     if model.package_file:
-        folder = module_folder(model.package_file[0])
-        return [] if folder is not None and (folder / model.package_file[1]).is_file() else model.distributions
+        return [] if package_path(model) is not None else model.distributions
     missing = []
     for part in model.parts:
         folder = module_folder(part.module)
@@ -224,11 +231,10 @@ def choices(role: str, home: Path) -> list[BundledModel]:
 def model_path(model: BundledModel, home: Path, progress: Progress | None = None) -> Path:
     """The GGUF of ``model``: in its package, or assembled and verified on first use (may take seconds)."""
     if not model.split:
-        assert model.package_file is not None
-        folder = module_folder(model.package_file[0])
-        if folder is None or not (folder / model.package_file[1]).is_file():
+        path = package_path(model)
+        if path is None:
             raise not_installed_error(model, model.distributions)
-        return folder / model.package_file[1]
+        return path
     from store import model_assembly
 
     return model_assembly.ensure_assembled(model, bundled_dir(home), progress)
