@@ -68,13 +68,12 @@ def bundled_base(spec: str | None, settings: Settings | None = None) -> tuple[Bu
 
     ``settings`` None: ``Settings.load()``.
     """
-    if spec:
-        return model_catalogue.find(spec), spec
-    settings = settings or Settings.load()
-    spec = settings.train_base
-    if spec:
-        return model_catalogue.find(spec), spec
-    return model_catalogue.default_model(model_catalogue.BASE, settings.home), None
+    if not spec or spec == "default":
+        settings = settings or Settings.load()
+        spec = settings.train_base
+        if not spec or spec == "default":
+            return model_catalogue.resolve(None, model_catalogue.BASE, settings.home), None
+    return model_catalogue.find(spec), spec
 
 
 def needs_assembly(spec: str | None, settings: Settings) -> BundledModel | None:

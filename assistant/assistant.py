@@ -53,10 +53,7 @@ class Assistant:
 
     def bundled_model(self, spec: str | None) -> BundledModel | None:
         """The bundled model ``spec`` names (None or "default": the configured default), or None."""
-        spec = spec or self.settings.chat_model
-        if not spec or spec == "default":
-            return model_catalogue.default_model(model_catalogue.CHAT, self.settings.home)
-        return model_catalogue.find(spec)
+        return model_catalogue.resolve(spec or self.settings.chat_model, model_catalogue.CHAT, self.settings.home)
 
     def needs_assembly(self, spec: str | None) -> BundledModel | None:
         """The bundled model that must be assembled (or re-verified) before ``spec`` can load, if any."""

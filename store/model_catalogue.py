@@ -222,6 +222,15 @@ def default_model(role: str, home: Path) -> BundledModel:
     return SMOLLM2
 
 
+def resolve(spec: str | None, role: str, home: Path) -> BundledModel | None:
+    """The bundled model a configured ``spec`` names for ``role``: None or "default" is the role's
+    default (``default_model``); a key, name or alias is that model; anything else (a path, a
+    registered model's name) is None."""
+    if not spec or spec == "default":
+        return default_model(role, home)
+    return find(spec)
+
+
 def choices(role: str, home: Path) -> list[BundledModel]:
     """The bundled models for ``role`` that can be used here, the default first."""
     default = default_model(role, home)

@@ -113,10 +113,8 @@ class Services:
     def default_model(self) -> str:
         """Chat's default model: the configured ``chat_model``, else the default bundled model."""
         spec = self.settings.chat_model
-        if spec:
-            bundled = model_catalogue.find(spec)
-            return bundled.name if bundled else spec
-        return model_catalogue.default_model(model_catalogue.CHAT, self.settings.home).name
+        bundled = model_catalogue.resolve(spec, model_catalogue.CHAT, self.settings.home)
+        return bundled.name if bundled else str(spec)
 
     def base_choices(self) -> list[tuple[str, str]]:
         """(label, value) of each bundled training base installed here, the default (``train_base``) first."""

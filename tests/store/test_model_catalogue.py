@@ -93,6 +93,25 @@ def test_defaults_are_the_qwen_models(unpinned, qwen_installed):
     assert not (unpinned.home / "models" / "bundled").exists()  # resolving a name assembles nothing
 
 
+def test_one_resolution_for_chat_training_and_the_ui(unpinned, qwen_installed):
+    """``resolve`` is where a configured name meets the catalogue: Chat, "Train adapter" and the UI agree."""
+    from adapters.base_model import bundled_base
+    from assistant.assistant import Assistant
+    from ui.services import Services
+
+    assert mc.resolve(None, mc.CHAT, unpinned.home) is mc.resolve("default", mc.CHAT, unpinned.home) is mc.QWEN_15B
+    assert mc.resolve("default", mc.BASE, unpinned.home) is mc.QWEN_05B
+    assert mc.resolve("smollm2-135m", mc.BASE, unpinned.home) is mc.SMOLLM2
+    assert mc.resolve("/models/mine.gguf", mc.CHAT, unpinned.home) is None  # a path is not a bundled model
+    assert Assistant(unpinned, runtime=None, open_kb=None, embedder=None).bundled_model("default") is mc.QWEN_15B
+    assert bundled_base("default", unpinned) == (mc.QWEN_05B, None)
+    services = Services(unpinned)
+    try:
+        assert services.default_model() == mc.QWEN_15B.name
+    finally:
+        services.close()
+
+
 def test_defaults_fall_back_to_smollm2_with_a_warning(unpinned, qwen_absent, caplog):
     from ui.services import Services
 
