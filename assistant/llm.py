@@ -13,6 +13,7 @@ cores with one taken by another job, 2 threads generated 24 tokens/s and 1 threa
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -166,11 +167,13 @@ class LlamaRuntime:
                 seed=seed,
                 repeat_penalty=1.1,
             )
-            for chunk in stream:
-                self._set_threads(llama)  # a job started or ended mid-answer: the next token follows
-                piece = chunk["choices"][0]["delta"].get("content")
-                if piece:
-                    yield piece
+            # On auto, jobs of this process see the answer and leave it a core (store.workload).
+            with self.workload.answering() if self.requested_threads <= 0 else contextlib.nullcontext():
+                for chunk in stream:
+                    self._set_threads(llama)  # a job started or ended mid-answer: the next token follows
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
 
     def _set_threads(self, llama, force: bool = False) -> None:
         """Give llama.cpp's generation the threads the free cores allow now; prompt eval keeps every core.

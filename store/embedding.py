@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from store import bundled
+from store import bundled, workload
 from store.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
@@ -83,19 +83,39 @@ class Embedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Embed texts as an (n, dim) float32 array of unit vectors."""
+        """Embed texts as an (n, dim) float32 array of unit vectors.
+
+        A few texts (a query) are embedded on one thread. Many (an ingestion) go batch by batch,
+        longest first as sentence-transformers would, each on the threads free at that moment:
+        one fewer while a chat answer is being generated in this process (``store.workload``).
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.model
-        with _single_thread(len(texts) <= SMALL_BATCH):
-            vectors = model.encode(
-                list(texts),
-                batch_size=batch_size or self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        size = batch_size or self.batch_size
+        if len(texts) <= SMALL_BATCH:
+            with _torch_threads(1):
+                return self._encode(model, list(texts), size)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), size):
+            chosen = order[start : start + size]
+            with _torch_threads(batch_threads(workload.answers())):
+                vectors[chosen] = self._encode(model, [texts[i] for i in chosen], size)
+        return vectors
+
+    @staticmethod
+    def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def batch_threads(answers: int) -> int:
+    """torch threads for one ingestion batch: every core, less one while a chat answer is generated."""
+    default = _default_threads()
+    return max(1, default - 1) if answers else default
 
 
 # A query or two is embedded faster on one thread: splitting a 20-token forward pass across
@@ -105,8 +125,8 @@ SMALL_BATCH = 4
 
 
 @contextlib.contextmanager
-def _single_thread(enabled: bool):
-    """One torch thread in this thread for the block; other threads keep theirs.
+def _torch_threads(threads: int):
+    """``threads`` torch threads in this thread for the block; other threads keep theirs.
 
     ``torch.set_num_threads`` changes the calling thread's OpenMP setting, so an ingestion
     embedding in another thread keeps its threads (checked with torch 2.13), but it also sets the
@@ -117,16 +137,13 @@ def _single_thread(enabled: bool):
     import torch
 
     default = _default_threads()
-    if not enabled:
-        if torch.get_num_threads() != default:
-            torch.set_num_threads(default)
-        yield
-        return
-    torch.set_num_threads(1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(default)
+        if threads != default:
+            torch.set_num_threads(default)
 
 
 _default_lock = threading.Lock()

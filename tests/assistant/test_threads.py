@@ -95,3 +95,29 @@ def test_the_process_record_is_the_default(model_path):
             assert set(answer(runtime)) == {(1, 2)}  # prompt eval keeps both
     finally:
         runtime.unload()
+
+
+def test_an_answer_on_auto_is_marked_while_it_streams_and_a_fixed_one_is_not(model_path):
+    """Jobs read the mark to leave the answer a core (``store.embedding.batch_threads``)."""
+    record = Workload()
+    auto = LlamaRuntime(context=512, workload=record)
+    auto.load(model_path)
+    try:
+        seen = []
+        for _piece in auto.stream_chat(QUESTION, max_tokens=4):
+            seen.append(record.answers())
+        assert seen and set(seen) == {1}
+        assert record.answers() == 0  # ended
+        stream = auto.stream_chat(QUESTION, max_tokens=16)
+        next(stream)
+        assert record.answers() == 1
+        stream.close()  # abandoned mid-answer (the user pressed Stop): the mark goes too
+        assert record.answers() == 0
+    finally:
+        auto.unload()
+    fixed = LlamaRuntime(context=512, threads=2, workload=record)
+    fixed.load(model_path)
+    try:
+        assert {record.answers() for _piece in fixed.stream_chat(QUESTION, max_tokens=4)} == {0}
+    finally:
+        fixed.unload()

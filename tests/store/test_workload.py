@@ -81,7 +81,7 @@ def test_query_embedding_on_one_thread_leaves_other_threads_their_torch_threads(
     """A query embeds on 1 thread; an ingestion thread, and threads started later, keep the default."""
     import torch
 
-    from store.embedding import _single_thread
+    from store.embedding import _torch_threads
 
     embedder.encode(["warm up"])
     default = torch.get_num_threads()
@@ -104,14 +104,14 @@ def test_query_embedding_on_one_thread_leaves_other_threads_their_torch_threads(
         seen["late ingestion"] = torch.get_num_threads()
 
     def query_a() -> None:
-        with _single_thread(True):
+        with _torch_threads(1):
             seen["query"] = torch.get_num_threads()
             a_in.set()
             b_in.wait()
         a_out.set()
 
     def query_b() -> None:  # starts while query A holds 1 thread and ends after it
-        with _single_thread(True):
+        with _torch_threads(1):
             b_in.set()
             a_out.wait()
 
@@ -136,3 +136,45 @@ def test_query_embedding_on_one_thread_leaves_other_threads_their_torch_threads(
         assert later == [default], "a query must not leave 1 thread behind for threads started later"
     finally:
         torch.set_num_threads(default)
+
+
+def test_answering_is_counted_apart_from_jobs():
+    record = Workload()
+    with record.answering():
+        with record.answering():
+            assert record.answers() == 2
+        assert record.active() == []  # an answer is not a job: chat does not yield to itself
+    with pytest.raises(RuntimeError), record.answering():
+        raise RuntimeError("stopped")
+    assert record.answers() == 0
+
+
+def test_ingestion_batches_leave_a_core_to_an_answer_and_keep_their_order(embedder, monkeypatch):
+    """Batch by batch, one torch thread fewer while an answer streams; vectors stay in input order."""
+    import torch
+
+    from store import embedding
+
+    default = embedding._default_threads()
+    assert embedding.batch_threads(0) == default
+    assert embedding.batch_threads(1) == max(1, default - 1)
+    texts = [f"pump {n} " + "seal inspection " * (n % 7) for n in range(40)]
+    alone = embedder.encode(texts)
+    threads_seen = []
+    real = embedding.Embedder._encode
+
+    def spy(model, batch, size):
+        threads_seen.append(torch.get_num_threads())
+        return real(model, batch, size)
+
+    monkeypatch.setattr(embedding.Embedder, "_encode", staticmethod(spy))
+    with workload.PROCESS.answering():
+        during = embedder.encode(texts, batch_size=16)
+    assert threads_seen == [max(1, default - 1)] * 3  # 40 texts in batches of 16
+    assert torch.get_num_threads() == default  # given back after the batches
+    threads_seen.clear()
+    embedder.encode(texts, batch_size=16)
+    assert threads_seen == [default] * 3
+    for i, text in enumerate(texts[:5]):  # each row is its own text's vector, whatever the batching
+        assert float(during[i] @ embedder.encode([text])[0]) > 0.999
+    assert float((alone * during).sum(axis=1).min()) > 0.999
