@@ -180,6 +180,7 @@ class Assistant:
             k=options.k or self.settings.retrieval_k,
             threshold=self.settings.relevance_threshold,
             mode=options.mode,
+            neighbour_tokens=self.settings.neighbour_tokens,
         )
 
     def _generate(

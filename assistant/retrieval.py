@@ -49,7 +49,11 @@ def retrieve(
     k: int = 5,
     threshold: float = 0.50,
     mode: str = "hybrid",
+    neighbour_tokens: int = 0,
 ) -> Retrieval:
+    """The ``k`` best passages and the gate's verdict; with ``neighbour_tokens``, each passage is then
+    grown with its section's neighbours to that size (``KnowledgeBase.with_neighbours``; the gate
+    has judged the passages as found)."""
     query = retrieval_query(question, history)
     results = kb.search_all(query, k=max(k, 10))
     hits = results[mode][:k]
@@ -64,6 +68,8 @@ def retrieve(
         "agreement": len(top_v & top_k) / max(1, min(len(top_v), len(top_k))) if top_v and top_k else 0.0,
     }
     relevance = sum(WEIGHTS[name] * value for name, value in signals.items())
+    if neighbour_tokens > 0:
+        hits = kb.with_neighbours(hits, neighbour_tokens)
     return Retrieval(query, hits, signals, relevance, relevance >= threshold)
 
 

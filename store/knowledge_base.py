@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from store import kb_rows, search, workload
+from store import kb_rows, neighbours, search, workload
 from store.chunking import Chunker
 from store.database import open_db
+from store.diversity import Diversity
 from store.embedding import Embedder
 from store.errors import DocumentNotFound, EmbedderMismatch, KnowledgeBaseError
 from store.index_keeper import IndexKeeper
@@ -320,7 +321,13 @@ class KnowledgeBase:
             vector_search=self._vector_ranking,
             rrf_k=self.settings.rrf_k,
             keyword_weight=self.settings.keyword_weight,
+            diversity=Diversity(self.settings.diversity, self.settings.per_document_cap, self.settings.mmr_lambda),
         )
+
+    def with_neighbours(self, hits: list[SearchHit], max_tokens: int) -> list[SearchHit]:
+        """Each hit grown with its section's neighbouring chunks, up to ``max_tokens`` embedder tokens
+        (``store.neighbours``); the same hits when ``max_tokens`` is 0."""
+        return neighbours.with_neighbours(self.db, hits, max_tokens, self.embedder.count_tokens)
 
     def _vector_ranking(self, query: str, k: int) -> search.Ranking:
         return search.vector_ranking(self._keeper.current(), self.embedder, query, k)

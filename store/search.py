@@ -3,17 +3,21 @@
 Vector search asks the hnswlib index for the query's embedding; keyword search asks SQLite's
 FTS5 (``store.fts``); hybrid fuses the two rankings by reciprocal rank (``store.ranking``).
 Each ranking is a list of (chunk row id, score), best first; ``to_hits`` reads those chunks
-back with their documents and anchors, drops near-duplicate passages and numbers the rest.
+back with their documents and anchors, drops passages whose text repeats a better one's, and
+numbers the rest; a ``store.diversity.Diversity`` other than the default also drops near-duplicates
+and spreads the k slots over documents (a per-document cap, or maximal marginal relevance).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from sqlite_utils import Database
 
 from store import fts
 from store.database import rows
+from store.diversity import Candidate, Diversity, choose
 from store.embedding import Embedder
 from store.errors import KnowledgeBaseError
 from store.ranking import collapse_duplicates, reciprocal_rank_fusion
@@ -41,6 +45,7 @@ def search_all(
     vector_search: Callable[[str, int], Ranking],
     rrf_k: int,
     keyword_weight: float,
+    diversity: Diversity = Diversity(),
 ) -> dict[str, list[SearchHit]]:
     """The ``k`` best hits per mode; the query is embedded (``vector_search``) and run once per ranker."""
     query = (query or "").strip()
@@ -58,7 +63,7 @@ def search_all(
             k=rrf_k,
             weights=(1.0, keyword_weight),
         )
-    return {mode: to_hits(db, ranked[mode], k) for mode in modes}
+    return {mode: to_hits(db, ranked[mode], k, diversity) for mode in modes}
 
 
 def vector_ranking(index: VectorIndex, embedder: Embedder, query: str, k: int) -> Ranking:
@@ -69,8 +74,8 @@ def vector_ranking(index: VectorIndex, embedder: Embedder, query: str, k: int) -
     return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
 
 
-def to_hits(db: Database, scored: Ranking, k: int) -> list[SearchHit]:
-    """The first ``k`` distinct passages of a ranking, with their documents and anchors."""
+def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Diversity()) -> list[SearchHit]:
+    """The first ``k`` distinct passages of a ranking (chosen under ``diversity``), with their documents and anchors."""
     if not scored:
         return []
     ids = [i for i, _ in scored]
@@ -86,8 +91,13 @@ def to_hits(db: Database, scored: Ranking, k: int) -> list[SearchHit]:
     }
     score_of = dict(scored)
     present = [(i, found[i]["text"]) for i in ids if i in found]
+    candidates = [
+        Candidate(i, score_of[i], found[i]["doc_id"], found[i]["text"], found[i]["start"], found[i]["end"])
+        for i in collapse_duplicates(present)
+    ]
     hits = []
-    for rank, chunk_row in enumerate(collapse_duplicates(present)[:k], start=1):
+    for rank, candidate in enumerate(choose(candidates, k, diversity, lambda ids: chunk_vectors(db, ids)), start=1):
+        chunk_row = candidate.id
         r = found[chunk_row]
         hits.append(
             SearchHit(
@@ -105,3 +115,17 @@ def to_hits(db: Database, scored: Ranking, k: int) -> list[SearchHit]:
             )
         )
     return hits
+
+
+def chunk_vectors(db: Database, ids: Sequence[int]) -> np.ndarray:
+    """The stored (unit) embeddings of chunk rows ``ids``, one row each, in that order."""
+    if not ids:
+        return np.zeros((0, 0), dtype=np.float32)
+    found = {
+        r["chunk"]: np.frombuffer(r["vector"], dtype=np.float32)
+        for r in rows(
+            db, f"SELECT chunk, vector FROM embeddings WHERE chunk IN ({','.join('?' * len(ids))})", list(ids)
+        )
+    }
+    dim = len(next(iter(found.values()))) if found else 1
+    return np.stack([found.get(i, np.zeros(dim, dtype=np.float32)) for i in ids])

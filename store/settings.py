@@ -60,6 +60,10 @@ class Settings:
     # Hybrid search: reciprocal rank fusion of vector and keyword results (see store/ranking.py).
     rrf_k: int = _setting(10, "hybrid search: the rank fusion constant")
     keyword_weight: float = _setting(0.5, "hybrid search: the weight of the keyword ranking")
+    # Diverse results (see store/diversity.py); "none" keeps the ranking as it is.
+    diversity: str = _setting("none", "search results: none, dedupe, cap (per document) or mmr")
+    per_document_cap: int = _setting(2, "diversity 'cap': at most this many passages of one document")
+    mmr_lambda: float = _setting(0.7, "diversity 'mmr': relevance against novelty (1: relevance only)")
     # Chat (llama.cpp). chat_model: a bundled model key, a GGUF path or a registry name; None = the default
     # bundled model (Qwen2.5-Coder-1.5B-Instruct; SmolLM2-135M-Instruct when its packages are not installed).
     chat_model: str | None = _setting(None, "a bundled model key, a GGUF path or a registered model name")
@@ -70,6 +74,7 @@ class Settings:
     temperature: float = _setting(0.0, "sampling temperature of answers")
     max_tokens: int = _setting(320, "the longest answer, in tokens")
     retrieval_k: int = _setting(5, "passages offered to the model")
+    neighbour_tokens: int = _setting(0, "passages offered grow with their section's neighbours to this size (0: off)")
     # Relevance gate (see assistant/retrieval.py); calibrated with `python app.py eval rag`.
     relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
     support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
@@ -145,6 +150,14 @@ class Settings:
             raise ConfigError(f"chunk_tokens must be at least 16 (got {self.chunk_tokens})")
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
             raise ConfigError(f"chunk_overlap must be between 0 and half of chunk_tokens (got {self.chunk_overlap})")
+        from store.diversity import Diversity
+
+        try:
+            Diversity(self.diversity, self.per_document_cap, self.mmr_lambda)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.neighbour_tokens < 0:
+            raise ConfigError(f"neighbour_tokens must be 0 (off) or more (got {self.neighbour_tokens})")
         if self.max_file_mb <= 0:
             raise ConfigError("max_file_mb must be positive")
         if self.chat_context < 512:

@@ -1,7 +1,8 @@
 """HTML: the main text of a page (lxml), headings h1-h6 as the section path.
 
 The main content is the first <main>, else [role=main], else a lone <article>, else <body>;
-site chrome (navigation, banners, footers, scripts, forms, Sphinx sidebars and "¶" anchors)
+site chrome (navigation, banners, footers, scripts, forms, Sphinx sidebars, DocBook navigation
+headers and footers, and "¶" anchors)
 is dropped. The tree is walked with ``lxml.etree.iterwalk``, without recursion, so deep
 nesting costs time linear in the size of the page and never a RecursionError.
 """
@@ -55,7 +56,8 @@ _DROP_TAGS = frozenset(
         "textarea",
     }
 )
-_DROP_CLASSES = {"div": {"sphinxsidebar", "related", "footer"}, "a": {"headerlink"}}
+# Sphinx sidebars and "related" bars; DocBook's "Prev | Up | Next" header and footer (PostgreSQL's manual).
+_DROP_CLASSES = {"div": {"sphinxsidebar", "related", "footer", "navheader", "navfooter"}, "a": {"headerlink"}}
 _DROP_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
 _SECTIONING = frozenset({"article", "main", "section"})
 _BLOCK_TAGS = frozenset(

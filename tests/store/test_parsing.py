@@ -264,6 +264,38 @@ def test_html_sphinx_page(tmp_path: Path) -> None:
     assert "\u00b6" not in text and doc.title == "os \u2014 Python docs"
 
 
+# A PostgreSQL manual page (DocBook XSL) in miniature: its navigation header and footer are tables of
+# "Prev | Up | Home | Next" links with the neighbouring pages' titles.
+DOCBOOK_PAGE = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>21.14. BSD Authentication</title></head>
+<body id="docContent"><div class="navheader"><table summary="Navigation header">
+<tr><th colspan="5">21.14. BSD Authentication</th></tr>
+<tr><td><a href="auth-pam.html" title="21.13. PAM Authentication">Prev</a></td>
+<td><a href="client-authentication.html">Up</a></td><th>Chapter 21. Client Authentication</th>
+<td><a href="index.html">Home</a></td><td><a href="auth-problems.html">Next</a></td></tr></table><hr /></div>
+<div class="sect1"><div class="titlepage"><h2 class="title">21.14. BSD Authentication</h2></div>
+<p>This authentication method uses BSD Authentication to verify the user name and password.</p></div>
+<div class="navfooter"><hr /><table summary="Navigation footer"><tr><td><a href="auth-pam.html">Prev</a></td>
+<td><a href="client-authentication.html">Up</a></td><td><a href="auth-problems.html">Next</a></td></tr>
+<tr><td>21.13. PAM Authentication</td><td><a href="index.html">Home</a></td>
+<td>21.15. Authentication Problems</td></tr></table></div></body></html>
+"""
+
+
+def test_html_docbook_navigation_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "auth-bsd.html"
+    path.write_text(DOCBOOK_PAGE, encoding="utf-8")
+    doc = parse(path)
+    text = "\n".join(texts(doc))
+    assert texts(doc) == [
+        "21.14. BSD Authentication",
+        "This authentication method uses BSD Authentication to verify the user name and password.",
+    ]
+    for chrome in ("Prev", "Next", "Home", "PAM Authentication", "Authentication Problems", "Chapter 21"):
+        assert chrome not in text
+    assert block_with(doc, "verify the user name").section == ("21.14. BSD Authentication",)
+
+
 def test_html_single_article_is_the_main_content(tmp_path: Path) -> None:
     doc = parse(factories.make_article_page(tmp_path / "post.html"))
     assert texts(doc) == ["Article title", "The article body sentence."]

@@ -1,0 +1,216 @@
+"""Retrieval quality per corpus, per search mode and per configuration, on a half of each question set.
+
+For each corpus (``bench/corpus.py``) a knowledge base is built once and cached under
+``bench/.cache/retrieval-<corpus>-<kb>/`` (``<kb>`` names the chunking: configurations that
+only change how results are searched share one). Then, on the chosen half of the corpus's
+questions (``bench/questions.py``; dev for choosing settings, test for reporting), per
+configuration and per mode (hybrid, vector, keyword), it prints:
+
+- R@1, R@5, MRR: whether the gold page is the first passage, among the first 5, and the mean
+  reciprocal rank of its first passage in the top 10, at passage level (the passages as Chat
+  would offer them, not de-duplicated pages); answerable questions only;
+- kw@5: the share of questions whose keywords all appear in the text of the top 5 passages;
+- p50 ms: the median search time (query embedding included), with the 1-minute load average
+  when the configuration finished (``os.getloadavg``), since a busy machine slows every figure.
+
+Configurations (``--config``, repeatable): ``current`` is today's defaults; the others change one
+thing (``CONFIGS``; ``nb*`` grow the top 5 with their neighbouring passages, which moves only
+kw@5, and its latency); ``baseline`` is the plain pipeline of ``bench/baseline.py`` (250-word chunks,
+BM25 + MiniLM fused by RRF k = 60, nothing tuned).
+
+Run from the repository root: ``.venv/bin/python bench/retrieval.py --corpus debian-policy --half dev``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+from assistant.evaluation import MRR_DEPTH, QAItem, load_qa  # noqa: E402
+from bench.corpus import CORPORA, DEFAULT_CACHE, QUESTIONS, corpus  # noqa: E402
+from bench.questions import HALVES, half  # noqa: E402
+
+MODES = ("hybrid", "vector", "keyword")
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A named configuration: the settings its knowledge base is built with, and those it searches with."""
+
+    kb: dict = field(default_factory=dict)  # chunking: a separate knowledge base per distinct value
+    search: dict = field(default_factory=dict)
+
+    @property
+    def kb_key(self) -> str:
+        return "current" if not self.kb else "-".join(f"{k}{v}" for k, v in sorted(self.kb.items()))
+
+
+CONFIGS: dict[str, Config] = {
+    "current": Config(),
+    "dedupe": Config(search={"diversity": "dedupe"}),
+    "cap1": Config(search={"diversity": "cap", "per_document_cap": 1}),
+    "cap2": Config(search={"diversity": "cap", "per_document_cap": 2}),
+    "cap3": Config(search={"diversity": "cap", "per_document_cap": 3}),
+    "mmr0.5": Config(search={"diversity": "mmr", "mmr_lambda": 0.5}),
+    "mmr0.7": Config(search={"diversity": "mmr", "mmr_lambda": 0.7}),
+    "mmr0.85": Config(search={"diversity": "mmr", "mmr_lambda": 0.85}),
+    "rrf60": Config(search={"rrf_k": 60, "keyword_weight": 1.0}),
+    # Neighbouring passages (store.neighbours): the top 5 grown as Chat would offer them; only kw@5 can move.
+    "nb400": Config(search={"neighbour_tokens": 400}),
+    "nb600": Config(search={"neighbour_tokens": 600}),
+    "chunk128": Config(kb={"chunk_tokens": 128, "chunk_overlap": 24}),
+    "chunk128-cap2": Config(
+        kb={"chunk_tokens": 128, "chunk_overlap": 24}, search={"diversity": "cap", "per_document_cap": 2}
+    ),
+    BASELINE: Config(),  # bench/baseline.py
+}
+DEFAULT_CONFIGS = ("current", "cap2", "mmr0.7", BASELINE)
+
+Search = Callable[[str, int, str], list]  # (query, k, mode) -> passages with .source and .text
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Scores:
+    first: list[float] = field(default_factory=list)
+    top5: list[float] = field(default_factory=list)
+    reciprocal: list[float] = field(default_factory=list)
+    keywords: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def row(self) -> list[str]:
+        def mean(values: list[float]) -> str:
+            return f"{statistics.fmean(values):.3f}" if values else "-"
+
+        p50 = f"{statistics.median(self.seconds) * 1000:.1f}" if self.seconds else "-"
+        return [mean(self.first), mean(self.top5), mean(self.reciprocal), mean(self.keywords), p50]
+
+
+def score(search: Search, items: Sequence[QAItem], mode: str) -> Scores:
+    """Every question of ``items`` searched once in ``mode``; answerable ones scored against their pages."""
+    scores = Scores()
+    for item in items:
+        started = time.perf_counter()
+        passages = search(item.question, MRR_DEPTH, mode)
+        scores.seconds.append(time.perf_counter() - started)
+        if item.unanswerable:
+            continue
+        ranks = [rank for rank, p in enumerate(passages, start=1) if p.source in item.sources]
+        scores.first.append(float(bool(ranks) and ranks[0] == 1))
+        scores.top5.append(float(bool(ranks) and ranks[0] <= 5))
+        scores.reciprocal.append(1.0 / ranks[0] if ranks else 0.0)
+        if item.keywords:
+            text = " ".join(p.text for p in passages[:5]).lower()
+            scores.keywords.append(float(all(k.lower() in text for k in item.keywords)))
+    return scores
+
+
+def knowledge_base(name: str, config: Config, cache: Path, embedder, root: Path):
+    """The corpus's knowledge base for ``config`` (built once, cached), opened with its search settings."""
+    from store.knowledge_base import KnowledgeBase
+    from store.settings import Settings
+
+    home = cache / f"retrieval-{name}-{config.kb_key}"
+    done = home / ".complete"
+    if not done.is_file():
+        if home.exists():
+            shutil.rmtree(home)
+        settings = Settings.load(home=home, env={}, **config.kb)
+        log(f"building {home.name} ...")
+        started = time.monotonic()
+        with KnowledgeBase.open(settings, "bench", embedder) as kb:
+            for event in kb.add([root]):
+                if event.status == "failed":
+                    log(f"  failed: {event.source}: {event.reason}")
+            log(f"  {kb.stats()['chunks']} chunks in {time.monotonic() - started:.0f} s")
+        done.touch()
+    return KnowledgeBase.open(Settings.load(home=home, env={}, **config.kb, **config.search), "bench", embedder)
+
+
+def _grown(kb) -> Search:
+    """``kb.search`` with the first 5 passages grown with their neighbours, as Chat offers them."""
+
+    def search(query: str, k: int, mode: str) -> list:
+        hits = kb.search(query, k, mode)
+        return kb.with_neighbours(hits[:5], kb.settings.neighbour_tokens) + hits[5:]
+
+    return search
+
+
+def run_corpus(name: str, configs: Sequence[str], which: str, cache: Path, embedder) -> list[list[str]]:
+    root, files = corpus(name, cache)
+    items = half(load_qa(QUESTIONS[name]), which)
+    answerable = [i for i in items if not i.unanswerable]
+    rows = []
+    sizes = []
+    for config_name in configs:
+        if config_name == BASELINE:
+            from bench.baseline import Baseline
+
+            base = Baseline(root, files, cache / f"retrieval-{name}-{BASELINE}", embedder)
+            search: Search = base.search
+            sizes.append(f"{config_name} {len(base)}")
+            close = None
+        else:
+            kb = knowledge_base(name, CONFIGS[config_name], cache, embedder, root)
+            search = _grown(kb) if kb.settings.neighbour_tokens else kb.search
+            sizes.append(f"{config_name} {kb.stats()['chunks']}")
+            close = kb.close
+        for mode in MODES:
+            rows.append([config_name, mode, *score(search, items, mode).row(), f"{os.getloadavg()[0]:.2f}"])
+        if close:
+            close()
+    with_keywords = sum(1 for i in answerable if i.keywords)
+    print(
+        f"\n{name}, {which} half: {len(items)} questions ({len(answerable)} answerable, {with_keywords} with "
+        f"keywords); passages: {', '.join(sizes)}"
+    )
+    return rows
+
+
+def table(rows: list[list[str]]) -> str:
+    header = ["config", "mode", "R@1", "R@5", "MRR", "kw@5", "p50 ms", "load"]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
+    parser.add_argument("--half", choices=HALVES, default="test", help="default test")
+    parser.add_argument(
+        "--config", action="append", choices=sorted(CONFIGS), help=f"repeatable; default: {DEFAULT_CONFIGS}"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
+    args = parser.parse_args(argv)
+    from store.embedding import Embedder
+
+    embedder = Embedder()
+    for name in args.corpus or list(CORPORA):
+        rows = run_corpus(name, args.config or DEFAULT_CONFIGS, args.half, args.cache_dir.resolve(), embedder)
+        print(table(rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
