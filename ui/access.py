@@ -14,6 +14,11 @@ and model names) even for a visitor who is not logged in; that part of the page 
 
 Wire it in with ``launch(..., app_kwargs={"middleware": [login_required()]})``: it reads the
 login state from the Gradio app it wraps, so it does nothing when no password is set.
+
+The OpenAI-compatible API (``/v1/...``, ``ui.api``) is for programs, not browsers: there a
+request passes with ``Authorization: Bearer KEY`` for a key that ``api_key_valid`` accepts
+(``ui.api_keys``: created by ``python app.py keys create``, not revoked), or with the login
+cookie; otherwise it gets 401 in OpenAI's error shape.
 """
 
 from __future__ import annotations
@@ -59,8 +64,9 @@ def is_public(path: str) -> bool:
 class LoginRequired:
     """ASGI middleware: 401 for requests without a valid Gradio login when the app has a password."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, api_key_valid: Callable[[str], bool] | None = None):
         self.app = app
+        self.api_key_valid = api_key_valid
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -71,6 +77,12 @@ class LoginRequired:
             await self.app(scope, receive, send)
             return
         path = _path(scope)
+        if is_api(path) and scope["type"] == "http":
+            if self._key_accepted(scope):
+                await self.app(scope, receive, send)
+            else:
+                await _refuse(send, API_UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+            return
         if path in LOGIN_PAGES and scope["type"] == "http":
             await self.app(scope, receive, _without_api_info(send))
             return
@@ -80,15 +92,42 @@ class LoginRequired:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = b'{"detail":{"error":"Not authenticated"}}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, b'{"detail":{"error":"Not authenticated"}}')
+
+    def _key_accepted(self, scope: Scope) -> bool:
+        key = _bearer(scope)
+        return bool(key) and self.api_key_valid is not None and self.api_key_valid(key)
+
+
+API_PREFIX = "/v1/"
+API_UNAUTHORIZED = (
+    b'{"error":{"message":"this server needs an API key: send Authorization: Bearer KEY '
+    b'(python app.py keys create NAME)","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}'
+)
+
+
+def is_api(path: str) -> bool:
+    return path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
+
+
+def _bearer(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+async def _refuse(send: Callable, body: bytes, headers: list | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _guarded(gradio_app: Any) -> bool:
@@ -143,8 +182,9 @@ def _logged_in(scope: Scope, gradio_app: Any) -> bool:
     return False
 
 
-def login_required():
-    """The middleware entry for ``FastAPI(middleware=[...])`` (Gradio's ``launch(app_kwargs=...)``)."""
+def login_required(api_key_valid: Callable[[str], bool] | None = None):
+    """The middleware entry for ``FastAPI(middleware=[...])`` (Gradio's ``launch(app_kwargs=...)``);
+    ``api_key_valid`` says whether a bearer key opens ``/v1``."""
     from starlette.middleware import Middleware
 
-    return Middleware(LoginRequired)
+    return Middleware(LoginRequired, api_key_valid=api_key_valid)

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Callable
 
 from store.errors import DomainsmithError
-from store.knowledge_base import SEARCH_MODES
+from store.knowledge_base import SEARCH_MODES, KnowledgeBase
 from store.records import IngestEvent
 from ui.services import Services
 from ui.text_table import format_table
@@ -75,10 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     _kb_option(check)
     check.set_defaults(handler=cmd_kb_check)
 
-    from ui import cli_chat, cli_train
+    from ui import cli_chat, cli_keys, cli_train
 
     cli_chat.register(sub)  # ask, eval rag
     cli_train.register(sub)  # train, runs, export, models
+    cli_keys.register(sub)  # keys create, list, revoke
     return parser
 
 
@@ -185,12 +186,17 @@ def cmd_kb_list(services: Services, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def search_results(kb: KnowledgeBase, query: str, k: int, mode: str) -> dict:
+    """What ``kb search --json`` prints (and ``POST /v1/kb/{name}/search`` returns)."""
+    return {"query": query, "results": [h.to_json() for h in kb.search(query, k=k, mode=mode)]}
+
+
 def cmd_kb_search(services: Services, args: argparse.Namespace) -> int:
     kb = services.kb(args.kb)
-    hits = kb.search(args.query, k=args.k, mode=args.mode)
     if args.json:
-        print(json.dumps({"query": args.query, "results": [h.to_json() for h in hits]}, indent=2, ensure_ascii=False))
+        print(json.dumps(search_results(kb, args.query, args.k, args.mode), indent=2, ensure_ascii=False))
         return EXIT_OK
+    hits = kb.search(args.query, k=args.k, mode=args.mode)
     if not hits:
         empty = kb.stats()["chunks"] == 0
         print(f"knowledge base {kb.name!r} is empty: nothing to search" if empty else "no matching passages")

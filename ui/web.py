@@ -34,8 +34,18 @@ def build_ui(services: Services):
 
 
 def launch(services: Services) -> int:
+    from ui import api
+    from ui.api_keys import ApiKeys
+
     s = services.settings
     demo = build_ui(services)
+    keys: list[ApiKeys] = []
+
+    def api_key_valid(key: str) -> bool:
+        if not keys:
+            keys.append(ApiKeys(services.db))
+        return keys[0].valid(key)
+
     auth = (s.username, s.password) if s.password else None
     if s.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: reachable from other machines%s", s.host, "" if auth else " without a password")
@@ -44,7 +54,8 @@ def launch(services: Services) -> int:
         server_port=s.port,
         auth=auth,
         # Gradio leaves some routes open and its login page describes the API: ui/access.py closes both.
-        app_kwargs={"middleware": [login_required()]},
+        # /v1 (ui/api.py) comes before Gradio's routes, behind the same guard (API keys there).
+        app_kwargs={"middleware": [login_required(api_key_valid)], "routes": api.routes(services)},
         max_file_size=f"{int(s.max_file_mb)}mb",
         show_error=True,
     )
