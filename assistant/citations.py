@@ -1,9 +1,12 @@
 """From ``[n]`` markers in an answer to checked citations.
 
 Each marker maps to its source; numbers that point nowhere are dropped from the text, and
-sources the answer never cites are not listed. Every citation is checked against the sentence
-that cites it: the share of the sentence's key terms found in the passage and the embedding
-similarity of the two, averaged into ``support``; ``supported`` is ``support >= threshold``.
+sources the answer never cites are not listed. Every citation is checked against the claims it
+covers: the sentence that carries the marker and the unmarked sentences just before it (models
+often cite once at the end of a paragraph, or in a sentence of its own: "This is stated in
+[1]."). A claim's support is the mean of the share of its key terms found in the passage and the
+embedding similarity of the two; a citation's ``support`` is its best claim's, and ``supported``
+is ``support >= threshold``.
 A small model often forgets the markers: then each sentence is attributed to the source that
 supports it best, when one does.
 """
@@ -36,6 +39,17 @@ def strip_markers(text: str) -> str:
     return MARKER.sub("", text).strip()
 
 
+def renumber(sentence: str, n: int) -> str:
+    """The sentence with its first marker pointing at ``n`` and its other markers removed."""
+    first = []
+
+    def replace(match: re.Match) -> str:
+        first.append(match)
+        return f" [{n}]" if len(first) == 1 else ""
+
+    return MARKER.sub(replace, sentence)
+
+
 def drop_dangling(text: str, valid: set[int]) -> str:
     """Remove numbers that point to no source from the answer's markers."""
 
@@ -60,21 +74,23 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
     by_n = {s.n: s for s in sources}
     text = drop_dangling(answer, set(by_n))
     parts = split_sentences(text)
-    cited = [(strip_markers(s), [n for n in markers(s) if n in by_n]) for s in parts]
+    cited = claim_spans([(strip_markers(s), [n for n in markers(s) if n in by_n]) for s in parts])
     attributed = False
     if sources and not any(numbers for _, numbers in cited):
         text, cited = _attribute(parts, sources, embedder, threshold)
         attributed = bool(any(numbers for _, numbers in cited))
-    pairs = [(claim, n) for claim, numbers in cited for n in dict.fromkeys(numbers)]
-    if not pairs:
+    if not cited:
         return CitedAnswer(text.strip(), [], attributed)
-    claims = list(dict.fromkeys(claim for claim, _ in pairs))
-    numbers = sorted({n for _, n in pairs})
-    scores = support_scores(embedder, claims, [by_n[n].text for n in numbers])
+    claims = list(dict.fromkeys(claim for span, _ in cited for claim in span))
+    scores = support_scores(embedder, claims, [s.text for s in sources])  # claims × every offered source
+    column = {s.n: j for j, s in enumerate(sources)}
+    if not attributed:
+        text, cited = _repair(text, parts, cited, scores, claims, sources, threshold)
     best: dict[int, float] = {}
-    for claim, n in pairs:
-        score = float(scores[claims.index(claim), numbers.index(n)])
-        best[n] = max(best.get(n, 0.0), score)
+    for span, numbers in cited:
+        for n in dict.fromkeys(numbers):
+            score = max(float(scores[claims.index(claim), column[n]]) for claim in span)
+            best[n] = max(best.get(n, 0.0), score)
     citations = [
         Citation(
             n=n,
@@ -86,9 +102,47 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
             supported=best[n] >= threshold,
             support=round(best[n], 4),
         )
-        for n in numbers
+        for n in sorted(best)
     ]
     return CitedAnswer(text.strip(), citations, attributed)
+
+
+def _repair(text, parts, cited, scores, claims, sources, threshold):
+    """Renumber a marker whose passages support none of its claims when another offered passage does.
+
+    Small models often cite the passage next to the right one; the reader then follows the number
+    to a passage that does not say it. The sentence keeps its words; only its marker changes.
+    """
+    marked = [p for p in parts if markers(p)]
+    out = []
+    for (span, numbers), sentence in zip(cited, marked, strict=True):
+        rows = [claims.index(c) for c in span]
+        support = scores[rows].max(axis=0)  # best claim of the span, per offered source
+        cited_best = max(support[j] for j, s in enumerate(sources) if s.n in numbers)
+        j = int(np.argmax(support))
+        if cited_best < threshold <= support[j]:
+            n = sources[j].n
+            text = text.replace(sentence, renumber(sentence, n), 1)
+            numbers = [n]
+        out.append((span, numbers))
+    return text, out
+
+
+def claim_spans(sentences: Sequence[tuple[str, list[int]]]) -> list[tuple[list[str], list[int]]]:
+    """Group ``(sentence, markers)`` into ``(claims, markers)``: a marker covers its own sentence and
+    the unmarked sentences since the previous marker. Claims are the sentences with at least two key
+    terms ("This is stated in [1]." claims nothing itself); a span with none keeps its last sentence.
+    Unmarked sentences after the last marker are not cited and not returned.
+    """
+    spans: list[tuple[list[str], list[int]]] = []
+    pending: list[str] = []
+    for sentence, numbers in sentences:
+        pending.append(sentence)
+        if numbers:
+            claims = [c for c in pending if len(key_terms(c)) >= 2] or [sentence]
+            spans.append((claims, numbers))
+            pending = []
+    return spans
 
 
 def _attribute(parts: list[str], sources: Sequence[Source], embedder, threshold: float):
@@ -96,12 +150,12 @@ def _attribute(parts: list[str], sources: Sequence[Source], embedder, threshold:
     claims = [strip_markers(p) for p in parts]
     checkable = [i for i, c in enumerate(claims) if len(key_terms(c)) >= 2]
     scores = support_scores(embedder, [claims[i] for i in checkable], [s.text for s in sources])
-    cited = [(c, []) for c in claims]
+    cited: list[tuple[list[str], list[int]]] = []
     out = list(claims)
     for row, i in enumerate(checkable):
         j = int(np.argmax(scores[row]))
         if scores[row, j] >= threshold:
             n = sources[j].n
-            cited[i] = (claims[i], [n])
+            cited.append(([claims[i]], [n]))
             out[i] = f"{claims[i]} [{n}]"
     return " ".join(out), cited

@@ -29,6 +29,11 @@ def addresses(question: str, reply: str, embedder, threshold: float = 0.5) -> bo
     return float(vectors[0] @ vectors[1]) >= threshold
 
 
+def quotable(sentence: str) -> bool:
+    """A statement, not a question heading ("How do I ...?") or an interactive-session line (">>> ...")."""
+    return not sentence.endswith("?") and not sentence.startswith((">>>", "...", "$ ", "#"))
+
+
 @dataclass(frozen=True)
 class Extract:
     sentence: str
@@ -42,7 +47,7 @@ def best_sentence(question: str, sources: Sequence[Source], embedder, max_source
     for source in sources[:max_sources]:
         for sentence in split_sentences(source.text):
             sentence = " ".join(sentence.split())
-            if len(key_terms(sentence)) >= 3:
+            if len(key_terms(sentence)) >= 3 and quotable(sentence):
                 candidates.append((sentence, source.n))
     if not candidates:
         return None

@@ -1,6 +1,7 @@
 """The answer policy: what Chat makes of a model's grounded reply.
 
-A reply is kept when it cites a source that supports it and addresses the question; otherwise the
+A reply is kept when it cites a source that supports it and addresses the question (an
+abstention sentence tacked onto a real answer is dropped, and the rest judged); otherwise the
 best sentence of a passage that answers the question is quoted with its citation; otherwise the
 answer is the abstention reply. Fine-tuning scores base and adapted replies with retrieval on
 through this same function (``adapters.rag_eval``), so its numbers are what Chat would show.
@@ -14,12 +15,16 @@ from assistant.citations import cite
 from assistant.events import Answer, Source
 from assistant.extractive import addresses, best_sentence
 from assistant.prompting import ABSTAIN_REPLY
+from assistant.sentences import split_sentences
+from store.terms import key_terms
 
 
 def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, support_threshold: float) -> Answer:
     """The reply cited and checked, a quoted passage, or the abstention (see the module docstring)."""
     if is_abstention(reply):
-        return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
+        reply = without_abstention(reply)
+        if len(key_terms(reply)) < MIN_ANSWER_TERMS:
+            return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
     cited = cite(reply, sources, embedder, support_threshold)
     if any(c.supported for c in cited.citations) and addresses(question, cited.text, embedder):
         return Answer(cited.text, False, cited.citations, list(sources))
@@ -28,6 +33,16 @@ def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, 
         quoted = cite(f"{extract.sentence} [{extract.n}]", sources, embedder, support_threshold)
         return Answer(quoted.text, False, quoted.citations, list(sources), extractive=True)
     return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the answer is not supported by the sources")
+
+
+# An answer with its abstention sentence removed must still say this much to be judged as an answer
+# (a 1.5B model sometimes answers correctly, then adds "The documents do not contain the answer").
+MIN_ANSWER_TERMS = 4
+
+
+def without_abstention(reply: str) -> str:
+    """The reply without its abstention sentences (the rest is checked like any answer)."""
+    return " ".join(s for s in split_sentences(reply) if not is_abstention(s)).strip()
 
 
 def is_abstention(reply: str) -> bool:

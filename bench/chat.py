@@ -14,7 +14,12 @@ Prints, on the Python 3.11 manual (fetched by bench/corpus.py) and the shipped e
 5. chat under load: time to first token and generation tokens/s idle and while an ingestion runs in
    this process (generated text, the real pipeline in a thread), with llama.cpp's threads fixed at
    one per core (the old behaviour, the baseline) and chosen per answer (``chat_threads = 0``): the
-   ratio ingesting ÷ idle, goal >= 0.5. ``--load-only`` runs this step alone (no corpus needed).
+   ratio ingesting ÷ idle, goal >= 0.5. ``--load-only`` runs this step alone (no corpus needed);
+6. the bundled models side by side (``--models``, ``--models-only``): each answers the test half of the
+   eval set (bench/questions.py) over the same retrieval, scored with Chat's own policy and settings
+   (bench/answer_runs.py): keyword accuracy, citation support, abstention precision and recall, how
+   often the model's own reply was kept, time to first token of a five-source answer and generation
+   tokens/s idle, then step 5 for each model (generation while an ingestion runs ÷ idle).
 
 The knowledge base is built once under bench/.cache/chat-home and reused by later runs.
 Run: ``.venv/bin/python bench/chat.py [--questions N] [--eval-limit N] [--retrieval-only] [--json]``
@@ -44,7 +49,9 @@ from assistant.evaluation import evaluate_rag, format_report, load_qa  # noqa: E
 from assistant.events import Done, Source, Token  # noqa: E402
 from assistant.llm import LlamaRuntime  # noqa: E402
 from assistant.retrieval import sources_from  # noqa: E402
+from bench.answer_runs import collect, score, timings  # noqa: E402
 from bench.corpus import python_docs  # noqa: E402
+from bench.questions import HALVES, half  # noqa: E402
 from store import model_catalogue, workload  # noqa: E402
 from store.bundled import chat_model_path  # noqa: E402
 from store.embedding import Embedder  # noqa: E402
@@ -56,6 +63,7 @@ QUESTIONS = ROOT / "bench" / "data" / "python_docs_questions.jsonl"
 CACHE = ROOT / "bench" / ".cache"
 KB = "python-docs"
 MAX_TOKENS = 64
+BUNDLED_MODELS = tuple(m.key for m in model_catalogue.CATALOGUE)  # the default chat model first
 
 
 def log(message: str) -> None:
@@ -360,6 +368,89 @@ def render_load(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# -- 6. the bundled models side by side ------------------------------------------------------------
+
+GOALS = {
+    "keyword_accuracy": 0.60,
+    "citation_support": 0.85,
+    "abstention_precision": 0.90,
+    "abstention_recall": 0.85,
+}
+TTFT_GOAL_S = 10.0
+
+
+def compare_models(services: Services, models: list[str], which: str, load_questions: int, words: int) -> dict:
+    """Each model on one half of the eval set (same retrieval, Chat's policy), then under load."""
+    items = half(load_qa(QUESTIONS), which)
+    settings = services.settings
+    rows = []
+    for key in models:
+        log(f"models: {key} on the {which} half ({len(items)} questions) ...")
+        load_before = os.getloadavg()[0]
+        records = collect(services, key, items, kb=KB, log=log)
+        load_after = os.getloadavg()[0]
+        metrics = score(records, items, services.embedder, settings.relevance_threshold, settings.support_threshold)
+        rows.append(
+            {
+                "key": key,
+                "model": records[0]["model"],
+                **metrics,
+                **timings(records),
+                "load_average": [round(load_before, 2), round(load_after, 2)],
+            }
+        )
+    services.assistant.runtime.unload()
+    loads = under_load(models, load_questions, services.embedder, words)
+    for row, load in zip(rows, loads):
+        row["under_load"] = {"ratio_fixed": load["ratio_fixed"], "ratio_auto": load["ratio_auto"]}
+        row["under_load_detail"] = load
+    return {
+        "half": which,
+        "questions": len(items),
+        "gate": settings.relevance_threshold,
+        "support": settings.support_threshold,
+        "rows": rows,
+    }
+
+
+def render_models(result: dict) -> str:
+    lines = [
+        f"bundled models on the {result['half']} half of the eval set ({result['questions']} questions, "
+        f"hybrid k=5, gate {result['gate']:.2f}, support {result['support']:.2f})",
+    ]
+    columns = [
+        ("keyword accuracy", "keyword_accuracy", ">= 0.60"),
+        ("citation support", "citation_support", ">= 0.85"),
+        ("abstention precision", "abstention_precision", ">= 0.90"),
+        ("abstention recall", "abstention_recall", ">= 0.85"),
+        ("own replies kept", "own_answers", ""),
+        ("quoted instead", "extractive", ""),
+        ("first token, 5 sources (s)", "ttft_s", "<= 10"),
+        ("prompt tokens", "prompt_tokens", ""),
+        ("generation tokens/s idle", "tokens_per_s", ""),
+        ("ingesting / idle, per-answer threads", None, ">= 0.5"),
+        ("ingesting / idle, threads fixed", None, ""),
+        ("load average during answers", None, ""),
+    ]
+    rows = result["rows"]
+    lines.append(f"{'':38}" + "".join(f"{r['model'][:28]:>30}" for r in rows) + "   goal (default)")
+    for label, key, goal in columns:
+        cells = []
+        for r in rows:
+            if label.startswith("ingesting / idle, per"):
+                value = r["under_load"]["ratio_auto"]
+            elif label.startswith("ingesting / idle, threads"):
+                value = r["under_load"]["ratio_fixed"]
+            elif label.startswith("load average"):
+                value = "{} -> {}".format(*r["load_average"])
+            else:
+                value = r.get(key)
+            cells.append(f"{'-' if value is None else (f'{value:.3f}' if isinstance(value, float) else value):>30}")
+        lines.append(f"{label:38}" + "".join(cells) + f"   {goal}")
+    lines += ["", render_load([r["under_load_detail"] for r in rows])]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=12, help="questions for the timing steps")
@@ -376,8 +467,17 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="a GGUF path or a bundled model's key, repeatable (default: the bundled SmolLM2)",
     )
+    parser.add_argument(
+        "--models",
+        default=",".join(BUNDLED_MODELS),
+        help="bundled model keys for step 6, comma-separated (default: all three)",
+    )
+    parser.add_argument("--models-only", action="store_true", help="only step 6 (the knowledge base is built)")
+    parser.add_argument("--skip-models", action="store_true", help="skip step 6")
+    parser.add_argument("--half", choices=HALVES, default="test", help="eval questions for step 6")
     args = parser.parse_args(argv)
     load_models = args.load_model or ["bundled"]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.load_only:
         rows = under_load(load_models, args.load_questions, words=args.load_words)
         print(json.dumps({"under_load": rows}, indent=2) if args.json else render_load(rows))
@@ -387,6 +487,11 @@ def main(argv: list[str] | None = None) -> int:
     log(f"corpus: {len(files)} pages under {root}")
     services = Services(Settings.load(home=CACHE / "chat-home", env={}))
     build_kb(services, root)
+    if args.models_only:
+        result = compare_models(services, models, args.half, args.load_questions, args.load_words)
+        services.close()
+        print(json.dumps(result, indent=2) if args.json else render_models(result))
+        return 0
     items = load_qa(QUESTIONS)
     answerable = [i.question for i in items if not i.unanswerable][: args.questions]
     services.assistant.use_model(None)
@@ -401,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_load:
         services.assistant.runtime.unload()
         result["under_load"] = under_load(load_models, args.load_questions, services.embedder, args.load_words)
+    if not args.skip_models:
+        result["models"] = compare_models(services, models, args.half, args.load_questions, args.load_words)
     services.close()
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0
@@ -431,6 +538,8 @@ def render(r: dict) -> str:
             )
     if "under_load" in r:
         lines += ["", render_load(r["under_load"])]
+    if "models" in r:
+        lines += ["", render_models(r["models"])]
     return "\n".join(lines)
 
 

@@ -8,8 +8,11 @@ tuned model every question through llama.cpp's chat completion (greedy). A reply
 contains all expected keywords. Trained questions are the facts in the training split; the
 held-out facts are reported apart (the model never saw them).
 
-    .venv/bin/python bench/facts.py              # about 5-8 minutes on 2 cores
-    .venv/bin/python bench/facts.py --json       # the summary as JSON too
+    .venv/bin/python bench/facts.py                          # the default base (Qwen2.5-Coder-0.5B)
+    .venv/bin/python bench/facts.py --base smollm2-135m      # any base "Train adapter" takes
+    .venv/bin/python bench/facts.py --json                   # the summary as JSON too
+
+The base scored is the one the run trained from (the same GGUF, dequantized for training).
 
 Goal (issue 5): ≥ 95 % of trained questions and ≥ 80 % of reworded ones.
 """
@@ -68,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads for scoring")
+    parser.add_argument("--base", help="a bundled model key or a GGUF (default: the training default)")
     parser.add_argument("--score", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.score:
@@ -78,7 +82,6 @@ def main() -> int:
     from adapters import catalogue, datasets, process, service
     from adapters.export import export
     from adapters.run_folder import runs_root
-    from store.bundled import chat_model_path
     from store.knowledge_base import KnowledgeBase
     from store.settings import Settings
 
@@ -94,9 +97,11 @@ def main() -> int:
     data.write_text("".join(json.dumps({"question": f["question"], "answer": f["answer"]}) + "\n" for f in facts))
 
     open_kb = lambda name: KnowledgeBase.open(settings, name, create=False)  # a Q&A file alone opens none
-    job, _data = service.prepare(settings, service.TrainRequest(data=str(data)), open_kb)
+    job, _data = service.prepare(settings, service.TrainRequest(data=str(data), base=args.base), open_kb)
+    load_before = os.getloadavg()[0]
     print(
-        f"run {job.run_id}: {job.n_train} trained facts, {job.n_val} held out; preset {job.preset}, "
+        f"run {job.run_id} on {Path(job.base).name}: {job.n_train} trained facts, {job.n_val} held out; "
+        f"preset {job.preset}, "
         f"{job.method} (lr {job.hyperparameters.learning_rate}, r {job.hyperparameters.lora_r}, "
         f"{job.hyperparameters.epochs} epochs); {job.method_reason}",
         flush=True,
@@ -119,6 +124,7 @@ def main() -> int:
             print(f"training failed: {event.message}\n{event.log_tail}")
             return 1
     total_train = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
     training_s = (train_end or time.perf_counter()) - (train_start or started)
 
     t = time.perf_counter()
@@ -139,7 +145,7 @@ def main() -> int:
         + [{"set": "held-out", "question": f["question"], "keywords": f["keywords"]} for f in held_out]
     )
     results = {
-        "base": score_in_child(chat_model_path(), items, args.threads),
+        "base": score_in_child(Path(job.base), items, args.threads),
         "tuned": score_in_child(Path(record.file), items, args.threads),
     }
 
@@ -148,10 +154,12 @@ def main() -> int:
         return sum(r["ok"] for r in rows), len(rows)
 
     print()
-    print(f"{'questions':<22}{'base (Q4_1 shipped)':>22}{'tuned (' + record.quant + ')':>18}")
+    print(f"{'questions':<22}{'base (as shipped)':>22}{'tuned (' + record.quant + ')':>18}")
     summary: dict = {
         "run_id": job.run_id,
         "model": record.name,
+        "base": Path(job.base).name,
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "training_s": round(training_s, 1),
         "train_command_s": round(total_train, 1),
         "export_s": round(export_s, 1),
@@ -162,7 +170,8 @@ def main() -> int:
         summary[which] = {"base": bo, "tuned": to, "total": tn}
     print(
         f"\ntraining time {training_s:.0f} s (train command, with model loading and evaluation, "
-        f"{total_train:.0f} s); export {export_s:.0f} s"
+        f"{total_train:.0f} s); export {export_s:.0f} s; load average {load_before:.2f} -> {load_after:.2f} "
+        "(1 min, before and after training)"
     )
     misses = [r for r in results["tuned"] if not r["ok"] and r["set"] != "held-out"]
     for r in misses:

@@ -170,16 +170,51 @@ def test_citations_map_numbers_drop_dangling_and_check_support(embedder):
     answer = "Replace the mechanical seal every 4,000 hours [1]. The capacitor needs 1.21 gigawatts [1][7]."
     result = cite(answer, _sources(), embedder)
     assert "[7]" not in result.text
-    assert [c.n for c in result.citations] == [1], "uncited sources are not listed"
-    assert result.citations[0].supported
-
-    wrong = cite("The flux capacitor needs 1.21 gigawatts [3].", _sources(), embedder)
-    assert [(c.n, c.supported) for c in wrong.citations] == [(3, False)], "a wrong citation is visible"
+    # The second sentence's [1] supports nothing and [2] does: renumbered. [3] is never cited: not listed.
+    assert [c.n for c in result.citations] == [1, 2], "uncited sources are not listed"
+    assert all(c.supported for c in result.citations)
+    assert result.text.endswith("The capacitor needs 1.21 gigawatts [2].")
 
 
 def test_uncited_answers_are_attributed(embedder):
     result = cite("The flux capacitor needs 1.21 gigawatts.", _sources(), embedder)
     assert result.attributed and [(c.n, c.page, c.supported) for c in result.citations] == [(2, 3, True)]
+
+
+def test_a_marker_covers_the_unmarked_sentences_before_it(embedder):
+    """ "This is stated in [1]." claims nothing itself: [1] is checked against the sentence before it."""
+    from assistant.citations import claim_spans
+
+    result = cite("The mechanical seal is replaced every 4,000 hours. This is stated in [1].", _sources(), embedder)
+    assert [(c.n, c.supported) for c in result.citations] == [(1, True)]
+    spans = claim_spans([("Seals wear out over time.", []), ("They need 4,000 hours.", [1]), ("Call us.", [])])
+    assert spans == [(["Seals wear out over time.", "They need 4,000 hours."], [1])]
+
+
+def test_a_marker_pointing_next_to_the_right_passage_is_renumbered(embedder):
+    result = cite("The flux capacitor needs 1.21 gigawatts of power [3].", _sources(), embedder)
+    assert [(c.n, c.supported) for c in result.citations] == [(2, True)]
+    assert result.text == "The flux capacitor needs 1.21 gigawatts of power [2]."
+    unsupported = cite("The warp core runs on dilithium crystals [3].", _sources(), embedder)
+    assert [(c.n, c.supported) for c in unsupported.citations] == [(3, False)], "nothing supports it: kept, flagged"
+
+
+def test_an_abstention_tacked_onto_a_real_answer_is_dropped(embedder):
+    from assistant.reply_check import check_reply
+
+    reply = f"Replace the mechanical seal every 4,000 hours [1]. {ABSTAIN_REPLY}"
+    answer = check_reply(reply, "How often is the mechanical seal replaced?", _sources(), embedder, 0.5)
+    assert not answer.abstained and answer.text == "Replace the mechanical seal every 4,000 hours [1]."
+    alone = check_reply(ABSTAIN_REPLY, "How often is the mechanical seal replaced?", _sources(), embedder, 0.5)
+    assert alone.abstained
+
+
+def test_the_extractive_fallback_quotes_statements_not_headings_or_prompts():
+    from assistant.extractive import quotable
+
+    assert quotable("Replace the mechanical seal every 4,000 hours.")
+    assert not quotable("How do I solve the missing api-ms-win-crt-runtime-l1-1-0.dll error?")
+    assert not quotable(">>> # Find the ten most common words in Hamlet")
 
 
 def test_follow_up_retrieval_uses_the_conversation():

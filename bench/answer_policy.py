@@ -1,0 +1,91 @@
+"""Choose the answer policy's thresholds on the dev half: the relevance gate and the citation check.
+
+Answers one half of the shipped eval set with one bundled model and one system prompt (cached by
+``bench/answer_runs.py``, so a second run only re-scores), then prints the answer metrics of each
+(gate threshold, support threshold) pair: keyword accuracy, citation support, abstention precision
+and recall, and how often the model's own reply was kept rather than replaced by a quoted passage.
+
+    .venv/bin/python bench/answer_policy.py --model qwen2.5-coder-1.5b-instruct --half dev
+    .venv/bin/python bench/answer_policy.py --model qwen2.5-coder-1.5b-instruct --half dev --prompt my-prompt.txt
+
+Needs the knowledge base bench/chat.py builds (bench/.cache/chat-home). Choose on ``dev``, report
+``test`` (bench/questions.py holds the split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from assistant import prompting  # noqa: E402
+from assistant.evaluation import load_qa  # noqa: E402
+from bench.answer_runs import collect, score, timings  # noqa: E402
+from bench.questions import HALVES, half  # noqa: E402
+from store.settings import Settings  # noqa: E402
+from ui.services import Services  # noqa: E402
+
+QUESTIONS = ROOT / "bench" / "data" / "python_docs_questions.jsonl"
+HOME = ROOT / "bench" / ".cache" / "chat-home"
+KB = "python-docs"
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="default", help="a bundled model key (default: Chat's default)")
+    parser.add_argument("--half", choices=HALVES, default="dev")
+    parser.add_argument("--prompt", help="a file holding the system prompt to try (default: Chat's)")
+    parser.add_argument("--gates", default="0.40,0.45,0.50,0.55,0.60", help="relevance thresholds to score")
+    parser.add_argument("--supports", default="0.35,0.40,0.45,0.50,0.55", help="support thresholds to score")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    items = half(load_qa(QUESTIONS), args.half)
+    system_prompt = Path(args.prompt).read_text().strip() if args.prompt else prompting.SYSTEM_PROMPT
+    services = Services(Settings.load(home=HOME, env={}))
+    try:
+        records = collect(
+            services,
+            args.model,
+            items,
+            kb=KB,
+            system_prompt=system_prompt,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+        rows = [
+            {"gate": g, "support": s, **score(records, items, services.embedder, g, s)}
+            for g in floats(args.gates)
+            for s in floats(args.supports)
+        ]
+        result = {"model": records[0]["model"], "half": args.half, "questions": len(items), "timings": timings(records)}
+        result["rows"] = rows
+    finally:
+        services.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    t = result["timings"]
+    print(
+        f"{result['model']} on the {args.half} half ({len(items)} questions): first token {t['ttft_s']} s median "
+        f"({t['prompt_tokens']} prompt tokens), {t['tokens_per_s']} tokens/s, {t['answer_tokens']} tokens an answer"
+    )
+    columns = ("keyword_accuracy", "citation_support", "abstention_precision", "abstention_recall", "own_answers")
+    print(f"{'gate':>5} {'support':>7}  " + "  ".join(f"{c:>20}" for c in columns))
+    for row in rows:
+        values = ["-" if row[c] is None else f"{row[c]:.3f}" for c in columns]
+        print(f"{row['gate']:>5.2f} {row['support']:>7.2f}  " + "  ".join(f"{v:>20}" for v in values))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

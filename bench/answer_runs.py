@@ -1,0 +1,132 @@
+"""Answers of one model on a question set, kept raw so the answer policy can be re-scored offline.
+
+Generation is what costs time (a 1.5B model answers one five-source question in 15-30 s on two
+cores); the policy that judges a reply (relevance gate, citation check, extractive fallback) takes
+milliseconds. So ``collect`` runs Chat's own steps for each question (retrieval, the source budget,
+the prompt, greedy generation through ``LlamaRuntime``) with the gate open, and records the raw
+reply, the sources offered, the gate's score and the timings; ``score`` then applies the policy with
+any thresholds, exactly as ``Assistant.ask`` would (``check_reply`` on the same reply and sources).
+Records are cached per (model, prompt, question) under ``bench/.cache/answers/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from assistant import prompting
+from assistant.evaluation import QAItem, Tally, answer_metrics
+from assistant.events import Answer, Source
+from assistant.reply_check import check_reply
+from assistant.retrieval import sources_from
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "answers"
+
+
+def prompt_key(system_prompt: str, max_tokens: int) -> str:
+    """Names the cache of one prompt: the system prompt, the user message's frame and the answer length."""
+    frame = prompting.user_message("{question}", [])
+    return hashlib.sha256(f"{max_tokens}\n{system_prompt}\n{frame}".encode()).hexdigest()[:12]
+
+
+def collect(
+    services,
+    model: str,
+    items: Sequence[QAItem],
+    *,
+    kb: str,
+    system_prompt: str = prompting.SYSTEM_PROMPT,
+    max_tokens: int | None = None,
+    cache: Path | None = CACHE,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """One record per question (cached): Chat's retrieval and prompt, the raw greedy reply, timings."""
+    assistant = services.assistant
+    loaded = assistant.use_model(model)
+    max_tokens = max_tokens or services.settings.max_tokens
+    folder = (cache / f"{loaded.path.stem}-{prompt_key(system_prompt, max_tokens)}") if cache else None
+    if folder:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "prompt.txt").write_text(system_prompt)
+    knowledge_base = assistant.open_kb(kb)
+    budget = prompting.Budget(loaded.context, min(max_tokens, loaded.context // 4))
+    records = []
+    for number, item in enumerate(items, start=1):
+        path = folder / f"{item.id}.json" if folder else None
+        if path and path.exists():
+            records.append(json.loads(path.read_text()))
+            continue
+        started = time.perf_counter()
+        retrieval = assistant.retrieve(knowledge_base, item.question)
+        sources, _, _ = prompting.fit(
+            item.question, sources_from(retrieval.hits), [], budget, assistant.runtime.count_tokens
+        )
+        messages = prompting.build_messages(item.question, sources, [], system_prompt)
+        pieces, first, last = [], None, None
+        for piece in assistant.runtime.stream_chat(messages, max_tokens=max_tokens, temperature=0.0, model=loaded):
+            last = time.perf_counter()
+            first = first or last
+            pieces.append(piece)
+        record = {
+            "id": item.id,
+            "model": loaded.name,
+            "relevance": retrieval.relevance,
+            "hit_sources": [h.source for h in retrieval.hits],
+            "sources": [asdict(s) for s in sources],
+            "prompt_tokens": sum(assistant.runtime.count_tokens(m["content"]) for m in messages),
+            "raw": "".join(pieces).strip(),
+            "ttft_s": round((first or time.perf_counter()) - started, 3),
+            "tokens": len(pieces),
+            "tokens_per_s": round((len(pieces) - 1) / (last - first), 2) if len(pieces) > 1 else None,
+            "threads": assistant.runtime.last_threads,
+        }
+        if path:
+            path.write_text(json.dumps(record, indent=1))
+        records.append(record)
+        log(f"  [{number}/{len(items)}] {item.id}: {record['ttft_s']:.1f} s to first token, {len(pieces)} tokens")
+    return records
+
+
+def answer_of(record: dict, item: QAItem, embedder, gate: float, support: float) -> Answer:
+    """What Chat shows for this record under the given thresholds."""
+    sources = [Source(**s) for s in record["sources"]]
+    if record["relevance"] < gate or not sources:
+        return Answer(prompting.ABSTAIN_REPLY, True, [], sources, reason="gate")
+    return check_reply(record["raw"], item.question, sources, embedder, support)
+
+
+def score(records: Sequence[dict], items: Sequence[QAItem], embedder, gate: float, support: float) -> dict:
+    """Answer metrics of ``eval rag`` plus how often the model's own reply was kept."""
+    by_id = {r["id"]: r for r in records}
+    tally = Tally()
+    own = extractive = 0
+    answerable = 0
+    for item in items:
+        answer = answer_of(by_id[item.id], item, embedder, gate, support)
+        tally.add_answer(item, answer)
+        if not item.unanswerable:
+            answerable += 1
+            extractive += answer.extractive
+            own += not answer.extractive and not answer.abstained
+    out = answer_metrics(tally)
+    out["own_answers"] = round(own / answerable, 4) if answerable else None
+    out["extractive"] = round(extractive / answerable, 4) if answerable else None
+    return out
+
+
+def timings(records: Sequence[dict]) -> dict:
+    """Medians of time to first token (five sources unless the budget cut them) and generation speed."""
+    speeds = [r["tokens_per_s"] for r in records if r["tokens_per_s"]]
+    return {
+        "ttft_s": round(statistics.median(r["ttft_s"] for r in records), 2),
+        "ttft_max_s": round(max(r["ttft_s"] for r in records), 2),
+        "tokens_per_s": round(statistics.median(speeds), 1) if speeds else None,
+        "prompt_tokens": int(statistics.median(r["prompt_tokens"] for r in records)),
+        "sources": statistics.median(len(r["sources"]) for r in records),
+        "answer_tokens": int(statistics.median(r["tokens"] for r in records)),
+    }
