@@ -222,8 +222,8 @@ def load_messages(rng: random.Random, count: int, words: int = 120) -> list[list
 class Ingestion:
     """An ingestion kept running in a thread of this process: generated files, a folder per ``add``."""
 
-    def __init__(self, kb: KnowledgeBase, folder: Path):
-        self.kb, self.folder = kb, folder
+    def __init__(self, kb: KnowledgeBase, folder: Path, seed: int = 1):
+        self.kb, self.folder, self.seed = kb, folder, seed
         self.stop = threading.Event()
         self.chunks = 0
         self.thread = threading.Thread(target=self._run, name="bench-ingestion", daemon=True)
@@ -239,7 +239,7 @@ class Ingestion:
         self.thread.join()
 
     def _run(self) -> None:
-        rng = random.Random(1)
+        rng = random.Random(self.seed)  # a seed per model: the same text again would be "unchanged"
         batch = 0
         while not self.stop.is_set():
             folder = self.folder / f"batch-{batch}"
@@ -318,7 +318,7 @@ def under_load(models: list[str], questions: int, embedder: Embedder | None = No
                     log(f"chat under load: {path.name}, idle ...")
                     idle = load_phase(runtimes, prompts)
                     log(f"chat under load: {path.name}, while ingesting ...")
-                    with Ingestion(kb, Path(tmp) / f"docs-{index}") as ingestion:
+                    with Ingestion(kb, Path(tmp) / f"docs-{index}", seed=index + 1) as ingestion:
                         busy = load_phase(runtimes, prompts)
                     results.append(
                         {
