@@ -124,7 +124,7 @@ class Assistant:
         if not sources:
             yield from self._abstain(retrieval, loaded.name, started, "no passage fits the model's context")
             return
-        messages = prompting.build_messages(question, sources, kept_history)
+        messages = prompting.build_messages(question, sources, kept_history, **prompting.style(prompt_style(loaded)))
         yield from self._generate(question, messages, sources, loaded, started, grounded=True)
 
     def compare(
@@ -227,6 +227,12 @@ class Assistant:
                 first_token_seconds=time.monotonic() - started,
             )
         )
+
+
+def prompt_style(loaded: LoadedModel) -> str:
+    """The prompt style of a bundled model (its catalogue entry), else the default."""
+    bundled = model_catalogue.find(loaded.name) or model_catalogue.find(loaded.path.stem)
+    return bundled.prompt_style if bundled else "grounded"
 
 
 def ask_once(

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from assistant import prompting  # noqa: E402
 from assistant.evaluation import load_qa  # noqa: E402
 from bench.answer_runs import collect, score, timings  # noqa: E402
 from bench.questions import HALVES, half  # noqa: E402
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     items = half(load_qa(QUESTIONS), args.half)
-    system_prompt = Path(args.prompt).read_text().strip() if args.prompt else prompting.SYSTEM_PROMPT
+    system_prompt = Path(args.prompt).read_text().strip() if args.prompt else None  # None: Chat's for the model
     services = Services(Settings.load(home=HOME, env={}))
     try:
         records = collect(

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from assistant import prompting
+from assistant.assistant import prompt_style
 from assistant.evaluation import QAItem, Tally, answer_metrics
 from assistant.events import Answer, Source
 from assistant.reply_check import check_reply
@@ -40,7 +41,7 @@ def collect(
     items: Sequence[QAItem],
     *,
     kb: str,
-    system_prompt: str = prompting.SYSTEM_PROMPT,
+    system_prompt: str | None = None,
     max_tokens: int | None = None,
     cache: Path | None = CACHE,
     log: Callable[[str], None] = print,
@@ -49,6 +50,9 @@ def collect(
     assistant = services.assistant
     loaded = assistant.use_model(model)
     max_tokens = max_tokens or services.settings.max_tokens
+    styled = prompting.style(prompt_style(loaded))  # what Chat sends this model, unless a prompt is given
+    system_prompt = system_prompt or styled["system_prompt"]
+    answer_rule = styled["answer_rule"]
     folder = (cache / f"{loaded.path.stem}-{prompt_key(system_prompt, max_tokens)}") if cache else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,7 +70,7 @@ def collect(
         sources, _, _ = prompting.fit(
             item.question, sources_from(retrieval.hits), [], budget, assistant.runtime.count_tokens
         )
-        messages = prompting.build_messages(item.question, sources, [], system_prompt)
+        messages = prompting.build_messages(item.question, sources, [], system_prompt, answer_rule)
         pieces, first, last = [], None, None
         for piece in assistant.runtime.stream_chat(messages, max_tokens=max_tokens, temperature=0.0, model=loaded):
             last = time.perf_counter()

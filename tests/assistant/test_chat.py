@@ -238,3 +238,18 @@ def test_sessions_persist_and_reopen(settings):
     assert [s.id for s in reopened.sessions()] == [sid]
     assert [m["role"] for m in reopened.messages(sid)] == ["user", "assistant"]
     assert reopened.messages(sid)[1]["citations"] == [{"n": 1, "source": "a.md"}]
+
+
+def test_each_bundled_model_gets_its_prompt_style(tmp_path):
+    """The 1.5B default answers with the tuned prompt and its rule line; SmolLM2 keeps the compact one."""
+    from assistant.assistant import prompt_style
+    from assistant.llm import LoadedModel
+
+    assert prompt_style(LoadedModel("Qwen2.5-Coder-1.5B-Instruct", tmp_path / "q.gguf", 4096)) == "grounded"
+    assert prompt_style(LoadedModel("SmolLM2-135M-Instruct", tmp_path / "s.gguf", 2048)) == "compact"
+    assert prompt_style(LoadedModel("my-export", tmp_path / "my-export.gguf", 2048)) == "grounded"
+    grounded = prompting.build_messages("How often?", _sources(), **prompting.style("grounded"))
+    compact = prompting.build_messages("How often?", _sources(), **prompting.style("compact"))
+    assert grounded[0]["content"] == prompting.SYSTEM_PROMPT and grounded[1]["content"].endswith(prompting.ANSWER_RULE)
+    assert compact[0]["content"] == prompting.COMPACT_SYSTEM_PROMPT
+    assert compact[1]["content"].endswith("Question: How often?")
