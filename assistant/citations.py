@@ -41,13 +41,10 @@ def strip_markers(text: str) -> str:
 
 def renumber(sentence: str, n: int) -> str:
     """The sentence with its first marker pointing at ``n`` and its other markers removed."""
-    first = []
-
-    def replace(match: re.Match) -> str:
-        first.append(match)
-        return f" [{n}]" if len(first) == 1 else ""
-
-    return MARKER.sub(replace, sentence)
+    first = MARKER.search(sentence)
+    if first is None:
+        return sentence
+    return f"{sentence[: first.start()]} [{n}]{MARKER.sub('', sentence[first.end() :])}"
 
 
 def drop_dangling(text: str, valid: set[int]) -> str:
@@ -75,14 +72,18 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
     text = drop_dangling(answer, set(by_n))
     parts = split_sentences(text)
     cited = claim_spans([(strip_markers(s), [n for n in markers(s) if n in by_n]) for s in parts])
+    if not sources or not parts:
+        return CitedAnswer(text.strip(), [], False)
+    # Every sentence against every offered passage, embedded once: the attribution, the check and
+    # the repair below all read this one matrix.
+    claims = list(dict.fromkeys(strip_markers(p) for p in parts))
+    scores = support_scores(embedder, claims, [s.text for s in sources])
     attributed = False
-    if sources and not any(numbers for _, numbers in cited):
-        text, cited = _attribute(parts, sources, embedder, threshold)
-        attributed = bool(any(numbers for _, numbers in cited))
+    if not any(numbers for _, numbers in cited):
+        text, cited = _attribute(parts, claims, scores, sources, threshold)
+        attributed = bool(cited)
     if not cited:
         return CitedAnswer(text.strip(), [], attributed)
-    claims = list(dict.fromkeys(claim for span, _ in cited for claim in span))
-    scores = support_scores(embedder, claims, [s.text for s in sources])  # claims × every offered source
     column = {s.n: j for j, s in enumerate(sources)}
     if not attributed:
         text, cited = _repair(text, parts, cited, scores, claims, sources, threshold)
@@ -145,17 +146,17 @@ def claim_spans(sentences: Sequence[tuple[str, list[int]]]) -> list[tuple[list[s
     return spans
 
 
-def _attribute(parts: list[str], sources: Sequence[Source], embedder, threshold: float):
-    """Add a marker to each sentence that one source supports well enough."""
-    claims = [strip_markers(p) for p in parts]
-    checkable = [i for i, c in enumerate(claims) if len(key_terms(c)) >= 2]
-    scores = support_scores(embedder, [claims[i] for i in checkable], [s.text for s in sources])
+def _attribute(parts: list[str], claims: list[str], scores: np.ndarray, sources: Sequence[Source], threshold: float):
+    """Add a marker to each sentence that one source supports well enough (``scores``: claims × sources)."""
     cited: list[tuple[list[str], list[int]]] = []
-    out = list(claims)
-    for row, i in enumerate(checkable):
-        j = int(np.argmax(scores[row]))
-        if scores[row, j] >= threshold:
+    out = [strip_markers(p) for p in parts]
+    for i, claim in enumerate(out):
+        if len(key_terms(claim)) < 2:
+            continue
+        row = scores[claims.index(claim)]
+        j = int(np.argmax(row))
+        if row[j] >= threshold:
             n = sources[j].n
-            cited.append(([claims[i]], [n]))
-            out[i] = f"{claims[i]} [{n}]"
+            cited.append(([claim], [n]))
+            out[i] = f"{claim} [{n}]"
     return " ".join(out), cited
