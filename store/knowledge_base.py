@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from store import kb_rows, neighbours, search, workload
+from store import embedding, kb_rows, neighbours, search, workload
 from store.chunking import Chunker
 from store.database import open_db
 from store.diversity import Diversity
@@ -85,7 +85,7 @@ class KnowledgeBase:
         """
         name = validate_name(name or settings.default_kb)
         settings.ensure_home()
-        embedder = embedder or Embedder(settings.embedder_path, batch_size=settings.embed_batch_size)
+        embedder = embedder or embedding.from_settings(settings)
         db = open_db(settings.db_path)
         try:
             row = kb_rows.knowledge_base(db, name)
@@ -100,7 +100,8 @@ class KnowledgeBase:
                 raise EmbedderMismatch(
                     f"knowledge base {name!r} was built with the embedder {row['embedder']} "
                     f"({row['dim']} dimensions) but {embedder.name} ({embedder.dim}) is configured. "
-                    f"Configure {row['embedder']} again, or run `python app.py kb reindex --kb {name}` "
+                    f"Configure {row['embedder']} again (the embedder or embedder_path setting), or run "
+                    f"`python app.py kb reindex --kb {name}` "
                     f"to re-embed it with {embedder.name}."
                 )
             kb = cls(settings, db, row, embedder)

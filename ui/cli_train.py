@@ -308,13 +308,17 @@ def cmd_export(services: Services, args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
-    from store import model_catalogue
+    from store import embedder_catalogue, model_catalogue
 
     models = services.registry.list()
-    home = services.settings.home
+    settings = services.settings
+    home = settings.home
     bundled = [model_catalogue.describe(m, home) for m in model_catalogue.CATALOGUE]
+    configured = None if settings.embedder_path else settings.embedder
+    embedders = [embedder_catalogue.describe(e, home, configured) for e in embedder_catalogue.EMBEDDERS]
     if args.json:
-        print(json.dumps({"models": [m.to_json() for m in models], "bundled": bundled}, indent=2))
+        data = {"models": [m.to_json() for m in models], "bundled": bundled, "embedders": embedders}
+        print(json.dumps(data, indent=2))
         return EXIT_OK
     rows = [("BUNDLED", "STATE", "SIZE", "ROLES", "LICENCE", "WHAT IT COSTS")]
     rows += [
@@ -329,6 +333,15 @@ def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
         for b in bundled
     ]
     print(format_table(rows))
+    print()
+    rows = [("EMBEDDER", "STATE", "DIMENSIONS", "WHAT IT COSTS")]
+    rows += [
+        (e["name"] + (" (configured)" if e["configured"] else ""), e["state"], str(e["dim"]), e["cost"])
+        for e in embedders
+    ]
+    print(format_table(rows))
+    if settings.embedder_path:
+        print(f"configured: the folder {settings.embedder_path} (embedder_path)")
     print()
     if not models:
         print("no exported models yet: train with `python app.py train`, then `python app.py export RUN_ID`")
