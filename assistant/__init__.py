@@ -5,7 +5,8 @@ passes through, in order:
 
 - ``retrieval``: hybrid search in the knowledge base, the follow-up query, the relevance gate;
 - ``prompting``: numbered sources wrapped as data, the token budget, the chat messages;
-- ``llm``: the llama.cpp runtime that streams the model's reply;
+- ``llm``: the llama.cpp runtime that streams the model's reply (``remote_llm``: the same from an
+  OpenAI-compatible server, for ``remote:NAME`` models);
 - ``reply_check``: the answer policy (``citations`` checks each ``[n]``, ``extractive`` quotes a
   passage when the reply fails, or the abstention reply);
 - ``events``: what ``ask`` yields (``Token``, ``Notice``, ``Done(Answer)``).

@@ -17,10 +17,11 @@ from pathlib import Path
 from assistant import prompting
 from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token
 from assistant.llm import LlamaRuntime, LoadedModel
+from assistant.remote_llm import RemoteModel, RemoteRuntime, is_remote
 from assistant.reply_check import check_reply
 from assistant.retrieval import Retrieval, retrieve, sources_from
 from store import model_catalogue
-from store.errors import DomainsmithError, KnowledgeBaseError
+from store.errors import DomainsmithError, KnowledgeBaseError, ModelNotFound
 from store.knowledge_base import KnowledgeBase
 from store.model_catalogue import BundledModel, Progress
 from store.registry import resolve_model
@@ -41,11 +42,19 @@ class AskOptions:
 
 
 class Assistant:
+    """``remote`` (default: the one ``remote_url`` configures, if any) answers for ``remote:NAME`` models."""
+
     def __init__(
-        self, settings: Settings, runtime: LlamaRuntime, open_kb: Callable[[str | None], KnowledgeBase], embedder
+        self,
+        settings: Settings,
+        runtime: LlamaRuntime,
+        open_kb: Callable[[str | None], KnowledgeBase],
+        embedder,
+        remote: RemoteRuntime | None = None,
     ):
         self.settings = settings
         self.runtime = runtime
+        self.remote = remote or RemoteRuntime.from_settings(settings)
         self.open_kb = open_kb
         self.embedder = embedder  # checks citations against the sentences that cite them
 
@@ -53,7 +62,10 @@ class Assistant:
 
     def bundled_model(self, spec: str | None) -> BundledModel | None:
         """The bundled model ``spec`` names (None or "default": the configured default), or None."""
-        return model_catalogue.resolve(spec or self.settings.chat_model, model_catalogue.CHAT, self.settings.home)
+        spec = spec or self.settings.chat_model
+        if is_remote(spec):
+            return None
+        return model_catalogue.resolve(spec, model_catalogue.CHAT, self.settings.home)
 
     def needs_assembly(self, spec: str | None) -> BundledModel | None:
         """The bundled model that must be assembled (or re-verified) before ``spec`` can load, if any."""
@@ -73,9 +85,33 @@ class Assistant:
         path = resolve_model(self.settings.db_path, spec)
         return path, spec if not Path(spec).expanduser().is_file() else path.name
 
-    def use_model(self, spec: str | None):
+    def prepare(self, spec: str | None, progress: Progress | None = None) -> None:
+        """Make ``spec`` ready to answer: a split bundled model is assembled; a remote one must be configured."""
+        if is_remote(spec or self.settings.chat_model):
+            self.remote_model(spec)
+        else:
+            self.model_path(spec, progress)
+
+    def remote_model(self, spec: str | None) -> RemoteModel:
+        if self.remote is None:
+            raise ModelNotFound(
+                f"{spec or self.settings.chat_model} is a remote model, but no remote server is configured: "
+                "set remote_url (and remote_model)"
+            )
+        return self.remote.model(spec or self.settings.chat_model or "")
+
+    def use_model(self, spec: str | None) -> LoadedModel | RemoteModel:
+        """The model that answers for ``spec``: loaded in-process, or on the remote server (``remote:NAME``)."""
+        if is_remote(spec or self.settings.chat_model):
+            return self.remote_model(spec)
         path, name = self.model_path(spec)
         return self.runtime.load(path, name)
+
+    def runtime_for(self, model: LoadedModel | RemoteModel) -> LlamaRuntime | RemoteRuntime:
+        if isinstance(model, RemoteModel):
+            assert self.remote is not None
+            return self.remote
+        return self.runtime
 
     # -- answering -------------------------------------------------------------------------
 
@@ -115,7 +151,8 @@ class Assistant:
             return
         sources = sources_from(retrieval.hits)
         budget = prompting.Budget(loaded.context, min(self.settings.max_tokens, loaded.context // 4))
-        sources, kept_history, dropped = prompting.fit(question, sources, history, budget, self.runtime.count_tokens)
+        count_tokens = self.runtime_for(loaded).count_tokens
+        sources, kept_history, dropped = prompting.fit(question, sources, history, budget, count_tokens)
         if dropped:
             yield Notice(
                 f"The model's {loaded.context}-token context holds {len(sources)} of the "
@@ -188,7 +225,7 @@ class Assistant:
         question: str,
         messages: list[dict],
         sources: list[Source],
-        loaded: LoadedModel,
+        loaded: LoadedModel | RemoteModel,
         started: float,
         grounded: bool,
     ) -> Iterator[AnswerEvent]:
@@ -196,7 +233,7 @@ class Assistant:
         first = None
         model = loaded.name
         max_tokens = min(self.settings.max_tokens, loaded.context // 4) if grounded else self.settings.max_tokens
-        for piece in self.runtime.stream_chat(
+        for piece in self.runtime_for(loaded).stream_chat(
             messages, max_tokens=max_tokens, temperature=self.settings.temperature, model=loaded
         ):
             if first is None:
@@ -229,9 +266,18 @@ class Assistant:
         )
 
 
-def prompt_style(loaded: LoadedModel) -> str:
-    """The prompt style of a bundled model (its catalogue entry), else the default."""
-    bundled = model_catalogue.find(loaded.name) or model_catalogue.find(loaded.path.stem)
+def prompt_style(loaded: LoadedModel | RemoteModel) -> str:
+    """The prompt style of a bundled model (its catalogue entry), else the default.
+
+    A remote model whose name is a bundled model's (``SmolLM2-135M-Instruct``, also as a file name
+    such as ``SmolLM2-135M-Instruct.Q4_1.gguf``) gets that model's style, so the same model answers
+    from the same prompt wherever it runs.
+    """
+    if isinstance(loaded, RemoteModel):
+        name = loaded.model
+        bundled = model_catalogue.find(name) or model_catalogue.find(Path(name).name.split(".")[0])
+    else:
+        bundled = model_catalogue.find(loaded.name) or model_catalogue.find(loaded.path.stem)
     return bundled.prompt_style if bundled else "grounded"
 
 

@@ -69,3 +69,11 @@ class ModelNotFound(DomainsmithError):
 
 class InvalidTrainingData(DomainsmithError):
     """A training file that cannot be used as it is."""
+
+
+class RemoteModelError(DomainsmithError):
+    """The remote model server (``remote_url``) could not be reached or did not answer properly."""
+
+
+class RemoteTimeout(RemoteModelError):
+    """The remote model server took longer than ``remote_timeout`` to connect or to send the next token."""

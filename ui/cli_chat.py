@@ -43,7 +43,7 @@ def register(sub) -> None:
 def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     options = AskOptions(kb=args.kb, model=args.model, use_kb=not args.no_kb)
     assistant = services.assistant
-    with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.model_path(args.model, bar))
+    with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.prepare(args.model, bar))
     answer = None
     streamed = False
     for event in services.assistant.ask(args.question, (), options):
@@ -80,7 +80,7 @@ def cmd_eval_rag(services: Services, args: argparse.Namespace) -> int:
     items = load_qa(args.qa_file)
     if not args.retrieval_only:
         assistant = services.assistant
-        with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.model_path(args.model, bar))
+        with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.prepare(args.model, bar))
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     report = evaluate_rag(
         services.assistant, items, kb=args.kb, model=args.model, modes=modes, k=args.k, answer=not args.retrieval_only

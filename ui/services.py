@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from store import model_catalogue
+from store import embedding, model_catalogue
 from store.database import open_db
 from store.embedding import Embedder
 from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_name
@@ -103,10 +103,20 @@ class Services:
         return [value for _label, value in self.model_choices()]
 
     def model_choices(self) -> list[tuple[str, str]]:
-        """(label, value) of each Chat model choice; a bundled model's label says what it costs."""
+        """(label, value) of each Chat model choice; a bundled model's label says what it costs.
+
+        The remote model (``remote_url`` and ``remote_model`` set) follows the bundled ones as ``remote:NAME``.
+        """
         default = self.default_model()
         bundled = model_catalogue.choices(model_catalogue.CHAT, self.settings.home)
         choices = [(m.label(), m.name) for m in bundled]
+        if self.settings.remote_url and self.settings.remote_model:
+            from assistant.remote_llm import PREFIX
+
+            where = url_host(self.settings.remote_url)
+            choices.append(
+                (f"{self.settings.remote_model}: on the remote server {where}", PREFIX + self.settings.remote_model)
+            )
         first = [c for c in choices if c[1] == default] or [(default, default)]
         return first + [c for c in choices if c[1] != default] + [(m.name, m.name) for m in self.registry.list()]
 
@@ -130,7 +140,7 @@ class Services:
     def embedder_unlocked(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
-            self._embedder = Embedder(s.embedder_path, batch_size=s.embed_batch_size)
+            self._embedder = embedding.from_settings(s)
         return self._embedder
 
     def knowledge_bases(self) -> list[dict]:
@@ -140,9 +150,18 @@ class Services:
         with self._guard:
             if self._assistant is not None:
                 self._assistant.runtime.unload()
+                if self._assistant.remote is not None:
+                    self._assistant.remote.close()
             for kb in self._kbs.values():
                 kb.close()
             self._kbs.clear()
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def url_host(url: str) -> str:
+    """``host:port`` of a URL, for labels (no credentials, no path)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] or url
