@@ -106,6 +106,28 @@ def to_document(r: sqlite3.Row) -> Document:
     )
 
 
+def passage(db: Database, kb_id: int, chunk_id: str) -> dict | None:
+    """The chunk ``chunk_id`` (``doc_id:n``) with its document: chunk_id, document, source, page,
+    section, text; None when there is none."""
+    found = row(
+        db,
+        """SELECT c.chunk_id, d.name, d.source, c.page, c.section, c.text
+           FROM chunks c JOIN documents d ON d.id = c.doc_id
+           WHERE c.kb_id = ? AND c.chunk_id = ?""",
+        [kb_id, chunk_id],
+    )
+    if found is None:
+        return None
+    return {
+        "chunk_id": found["chunk_id"],
+        "document": found["name"],
+        "source": found["source"],
+        "page": found["page"],
+        "section": found["section"],
+        "text": found["text"],
+    }
+
+
 def content_hashes(db: Database, kb_id: int) -> dict[str, str]:
     """origin -> content hash of every document stored (to skip files unchanged since)."""
     return {

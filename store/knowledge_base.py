@@ -284,6 +284,16 @@ class KnowledgeBase:
             raise DocumentNotFound(f"no document {doc_id!r} in knowledge base {self.name!r}")
         return document
 
+    def passage(self, chunk_id: str) -> dict:
+        """The stored passage ``chunk_id`` (``doc_id:n``, as ``SearchHit.chunk_id`` and the API's
+        citations carry it): chunk_id, document, source, page, section, text."""
+        found = kb_rows.passage(self.db, self.id, chunk_id)
+        if found is None:
+            raise DocumentNotFound(
+                f"no passage {chunk_id!r} in knowledge base {self.name!r} (re-added or removed since?)"
+            )
+        return found
+
     def stats(self) -> dict:
         return {
             "name": self.name,

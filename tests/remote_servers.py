@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -25,14 +26,20 @@ from tests.http_app import free_port
 
 
 @contextmanager
-def llama_server(model: Path, alias: str, log: Path, context: int = 4096, timeout: float = 90) -> Iterator[str]:
-    """llama-cpp-python's server on a free loopback port; yields its base URL (``http://127.0.0.1:PORT/v1``)."""
+def llama_server(
+    model: Path, alias: str, log: Path, context: int = 4096, timeout: float = 90, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """llama-cpp-python's server on a free loopback port; yields its base URL (``http://127.0.0.1:PORT/v1``).
+
+    ``env``: variables set for the server beside this process's own (bench/api.py sets one).
+    """
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context), "--n_threads", "1"]
     command += ["--verbose", "False"]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        full_env = {**os.environ, **env} if env else None
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=full_env)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + timeout

@@ -17,7 +17,7 @@ login state from the Gradio app it wraps, so it does nothing when no password is
 
 The OpenAI-compatible API (``/v1/...``, ``ui.api``) is for programs, not browsers: there a
 request passes with ``Authorization: Bearer KEY`` for a key that ``api_key_valid`` accepts
-(``ui.api_keys``: created by ``python app.py keys create``, not revoked), or with the login
+(``store.api_keys``: created by ``python app.py keys create``, not revoked), or with the login
 cookie; otherwise it gets 401 in OpenAI's error shape.
 """
 

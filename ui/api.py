@@ -12,7 +12,7 @@ Routes (``routes(services)``, placed before Gradio's own by ``launch``):
   annotation (a page of the web app: behind its login, not an API route).
 
 Access is ``ui.access``'s: with a password set, ``/v1`` wants ``Authorization: Bearer KEY``
-(``ui.api_keys``). An answer runs in a thread of its own from start to end, like a Chat answer:
+(``store.api_keys``). An answer runs in a thread of its own from start to end, like a Chat answer:
 the runtime's lock (``assistant.llm``) is taken and released in that one thread, so concurrent
 requests answer one after the other, and a client that goes away stops its answer at the next
 token. Errors are OpenAI's ``{"error": {...}}`` with a status; nothing is written on any path.

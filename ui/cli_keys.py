@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ui.api_keys import ApiKeys
+from store.api_keys import ApiKeys
 from ui.services import Services
 from ui.text_table import format_table
 

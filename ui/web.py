@@ -34,8 +34,8 @@ def build_ui(services: Services):
 
 
 def launch(services: Services) -> int:
+    from store.api_keys import ApiKeys
     from ui import api
-    from ui.api_keys import ApiKeys
 
     s = services.settings
     demo = build_ui(services)

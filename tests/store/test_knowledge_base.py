@@ -82,6 +82,26 @@ def test_chunk_offsets_point_into_the_extracted_text(open_kb, corpus):
         assert document_text[start:end] == chunk_text
 
 
+def test_a_passage_is_read_by_its_chunk_id_with_its_document(open_kb, corpus):
+    kb = open_kb()
+    list(kb.add([corpus / "turbine.pdf"]))
+    hit = kb.search(f.page_sentence(2), k=1)[0]
+    assert kb.passage(hit.chunk_id) == {
+        "chunk_id": hit.chunk_id,
+        "document": "turbine.pdf",
+        "source": "turbine.pdf",
+        "page": 2,
+        "section": hit.section,
+        "text": hit.text,
+    }
+    other = open_kb("other")
+    with pytest.raises(DocumentNotFound, match="'other'"):  # a chunk id reads only in its own knowledge base
+        other.passage(hit.chunk_id)
+    kb.remove(hit.doc_id)
+    with pytest.raises(DocumentNotFound, match="re-added or removed since"):
+        kb.passage(hit.chunk_id)
+
+
 def test_docx_table_text_is_searchable(open_kb, corpus):
     kb = open_kb()
     list(kb.add([corpus / "handbook.docx"]))

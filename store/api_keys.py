@@ -1,4 +1,5 @@
-"""API keys for ``/v1``: created, listed and revoked (``python app.py keys ...``), stored hashed.
+"""API keys for ``/v1``: created, listed and revoked, stored hashed (the storage; ``ui.cli_keys`` is
+``python app.py keys ...``, ``ui.access`` checks the bearer key of each request).
 
 A key is ``ds-`` followed by 43 random URL-safe characters (256 bits), shown once at creation;
 the database keeps its SHA-256 (a fast hash is enough for a random key of this length: there is

@@ -1,0 +1,247 @@
+"""API benchmark (issue 14): ``/v1`` and the remote backend against in-process ``ask``, then 8 clients at once.
+
+Prints, in one run on the same questions (the first ``--questions`` of
+bench/data/python_docs_questions.jsonl, over a temporary knowledge base holding only the Python
+manual pages they come from, bench/corpus.py):
+
+1. time to first token (TTFT) and total time of each answer, three ways:
+   - ``in-process``: ``services.assistant.ask``, Chat's own path;
+   - ``/v1``: the app's routes (``ui.api.routes``, the same factory ``ui.web.launch`` mounts) served by
+     uvicorn on a free loopback port with the same services behind them, asked by the real ``openai``
+     client, streaming; the overhead goal is <= 50 ms;
+   - ``remote``: ``remote:SmolLM2-135M-Instruct``, generation on llama-cpp-python's server
+     (``python -m llama_cpp.server``, a child process on loopback, the same GGUF), retrieval, prompt and
+     citation check in this process; the overhead goal is <= 100 ms on loopback.
+   Overhead: the median over questions of the paired difference (same question, path minus
+   in-process). It is only meaningful when the paths gave the same greedy answer (same tokens); the
+   table says when they did not.
+2. requests served concurrently: 8 ``openai`` clients at once on ``/v1`` (2 streaming, 6 not), each
+   request's status and time, and the errors (goal 0).
+
+Fairness: the bundled SmolLM2-135M, greedy, ``--max-tokens`` (64). llama.cpp generates on one thread
+in both runtimes (``chat_threads = 1`` here, ``--n_threads 1`` for the server; prompt evaluation uses
+every core in both), and the paths answer in turn, never at once, so they do not fight over the two
+cores. Every answer runs in a new thread of its own, as ``/v1``'s do (see ``in_thread``), and the server's
+OpenMP workers wait passively (``bench.api_servers.SERVER_ENV``: it answers from reused threads, where
+spinning workers made its prompt evaluation 2.3 times as slow on two busy cores). Before each timed
+answer the runtime that answers is left with another prompt evaluated (only the system prompt
+reusable, as between two questions of a chat), so no path finds the previous path's prompt in its
+cache. The ``/v1`` client runs in this process (a thread), which adds its share of the GIL to the
+overhead: an upper bound. The load average (``os.getloadavg``) is printed at the start and the end:
+figures taken beside other jobs are not final.
+
+Run: ``.venv/bin/python bench/api.py [--questions N] [--max-tokens N] [--json]`` (``--questions 3`` took
+about 7 minutes on two cores beside other jobs, load average near 4; the manual is fetched once by
+bench/corpus.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from assistant.assistant import AskOptions  # noqa: E402
+from assistant.events import Done, Token  # noqa: E402
+from bench.api_servers import (  # noqa: E402
+    MODEL,
+    REMOTE,
+    api_server,
+    concurrent_requests,
+    openai_client,
+    primer,
+    remote_server,
+)
+from bench.corpus import python_docs  # noqa: E402
+from store.settings import Settings  # noqa: E402
+from ui.services import Services  # noqa: E402
+
+QUESTIONS = ROOT / "bench" / "data" / "python_docs_questions.jsonl"
+KB = "python-manual"
+PATHS = ("in-process", "/v1", "remote")
+GOALS_MS = {"/v1": 50, "remote": 100}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Run:
+    """One timed answer: seconds to the first content and to the end, what was streamed."""
+
+    ttft: float
+    total: float
+    text: str
+    tokens: int
+    abstained: bool
+
+
+def ask_in_process(services: Services, question: str, model: str) -> Run:
+    started = time.perf_counter()
+    first, pieces, abstained = None, [], False
+    for event in services.assistant.ask(question, (), AskOptions(kb=KB, model=model)):
+        if isinstance(event, Token):
+            first = first or time.perf_counter()
+            pieces.append(event.text)
+        elif isinstance(event, Done):
+            abstained = event.answer.abstained
+    end = time.perf_counter()
+    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained)
+
+
+def ask_v1(client, question: str) -> Run:
+    started = time.perf_counter()
+    first, pieces, abstained = None, [], False
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": question}], stream=True, extra_body={"kb": KB}
+    )
+    for chunk in stream:
+        choice = chunk.choices[0] if chunk.choices else None
+        if choice is None:
+            continue
+        if choice.delta.content:
+            first = first or time.perf_counter()
+            pieces.append(choice.delta.content)
+        if choice.finish_reason:
+            abstained = bool((choice.delta.model_extra or {}).get("abstained"))
+    end = time.perf_counter()
+    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained)
+
+
+def in_thread(fn, *args):
+    """``fn(*args)`` in a new thread, as ``/v1`` answers (``ui.api.in_thread``: one new thread per answer).
+
+    Not in the main thread: there llama.cpp's prompt evaluation took 2.5 times as long on two busy
+    cores (22-26 s against 9-10 s for the same prompt, both measured in one process; libgomp's idle
+    workers of a long-lived thread spin), a handicap that ``/v1``'s answers do not have.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def measure(services: Services, client, prime_local, prime_remote, questions: list[str]) -> list[dict[str, Run]]:
+    results = []
+    for i, question in enumerate(questions, start=1):
+        runs = {}
+        in_thread(prime_local)
+        runs["in-process"] = in_thread(ask_in_process, services, question, MODEL)
+        in_thread(prime_local)
+        runs["/v1"] = in_thread(ask_v1, client, question)
+        in_thread(prime_remote)
+        runs["remote"] = in_thread(ask_in_process, services, question, REMOTE)
+        results.append(runs)
+        log(f"  question {i}/{len(questions)}: " + ", ".join(f"{p} {r.total:.2f} s" for p, r in runs.items()))
+    return results
+
+
+def summary(results: list[dict[str, Run]]) -> dict:
+    med = statistics.median
+    figures: dict = {"paths": {}, "overhead_ms": {}, "same_answer": {}}
+    for path in PATHS:
+        runs = [r[path] for r in results]
+        figures["paths"][path] = {
+            "ttft_ms": round(med(r.ttft for r in runs) * 1000, 1),
+            "total_ms": round(med(r.total for r in runs) * 1000, 1),
+            "tokens": med(r.tokens for r in runs),
+        }
+    base = [r["in-process"] for r in results]
+    for path in PATHS[1:]:
+        runs = [r[path] for r in results]
+        figures["overhead_ms"][path] = {
+            "ttft": round(med(p.ttft - b.ttft for p, b in zip(runs, base)) * 1000, 1),
+            "total": round(med(p.total - b.total for p, b in zip(runs, base)) * 1000, 1),
+            "goal": GOALS_MS[path],
+        }
+        figures["same_answer"][path] = [p.text == b.text for p, b in zip(runs, base)]
+    figures["abstained"] = [r["in-process"].abstained for r in results]
+    return figures
+
+
+def render(figures: dict, questions: list[str], threads: int, load: tuple, calls: list[dict]) -> str:
+    lines = [
+        f"{len(questions)} questions, {MODEL}, greedy, llama.cpp on {threads} generation thread(s) in every path",
+        f"load average (1, 5, 15 min): start {load[0]}, end {load[1]}",
+        "",
+        f"{'path':<12}{'TTFT ms':>10}{'total ms':>10}{'tokens':>8}{'overhead TTFT':>15}{'overhead total':>16}  goal",
+    ]
+    for path in PATHS:
+        p = figures["paths"][path]
+        over = figures["overhead_ms"].get(path)
+        extra = f"{over['ttft']:>15.1f}{over['total']:>16.1f}  <= {over['goal']} ms" if over else f"{'-':>15}{'-':>16}"
+        lines.append(f"{path:<12}{p['ttft_ms']:>10.1f}{p['total_ms']:>10.1f}{p['tokens']:>8}{extra}")
+    for path, same in figures["same_answer"].items():
+        differ = [i + 1 for i, ok in enumerate(same) if not ok]
+        verdict = "same answer text on every question" if not differ else f"answers differ on question(s) {differ}"
+        lines.append(f"{path} vs in-process: {verdict}")
+    if any(figures["abstained"]):
+        lines.append(f"abstained (in-process): questions {[i + 1 for i, a in enumerate(figures['abstained']) if a]}")
+    errors = [c for c in calls if c["status"] != 200]
+    lines += ["", f"{len(calls)} clients at once on /v1 ({sum(c['stream'] for c in calls)} streaming):"]
+    for c in calls:
+        kind = "stream" if c["stream"] else "whole"
+        lines.append(f"  client {c['client']} {kind:<7} status {c['status']}  {c['seconds']:6.2f} s  {c['detail']}")
+    lines.append(f"errors: {len(errors)} (goal 0)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=6, help="questions answered by each path (default 6)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="the longest answer, in tokens (default 64)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args(argv)
+
+    load_start = tuple(round(x, 2) for x in os.getloadavg())
+    items = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = items[: args.questions]
+    questions = [item["question"] for item in items]
+    html_root, _ = python_docs()
+    pages = sorted({html_root / item["page"] for item in items})
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        home = Path(tmp) / "home"
+        with remote_server(home / "llama-server.log") as remote_url:
+            settings = Settings.load(home=home, env={}).replace(
+                chat_model=MODEL, chat_threads=1, max_tokens=args.max_tokens, remote_url=remote_url, remote_model=MODEL
+            )
+            services = Services(settings)
+            try:
+                log(f"indexing {len(pages)} manual pages")
+                list(services.kb(KB).add(pages))
+                with api_server(services) as base_url:
+                    client = openai_client(base_url)
+                    log("warming up every path (model load, embedder, connections)")
+                    in_thread(ask_in_process, services, questions[0], MODEL)
+                    in_thread(ask_v1, client, questions[0])
+                    in_thread(ask_in_process, services, questions[0], REMOTE)
+                    prime_local, prime_remote = primer(services, remote_url)
+                    log(f"timing {len(questions)} questions")
+                    results = measure(services, client, prime_local, prime_remote, questions)
+                    log("8 clients at once")
+                    calls = concurrent_requests(base_url, KB, questions)
+            finally:
+                services.close()
+    figures = summary(results)
+    load = (load_start, tuple(round(x, 2) for x in os.getloadavg()))
+    if args.json:
+        runs = [{path: asdict(run) for path, run in r.items()} for r in results]
+        print(json.dumps({**figures, "load": load, "questions": questions, "runs": runs, "concurrent": calls}))
+    else:
+        print(render(figures, questions, settings.chat_threads, load, calls))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
