@@ -57,11 +57,21 @@ class Config:
 
     @property
     def kb_key(self) -> str:
-        return "current" if not self.kb else "-".join(f"{k}{v}" for k, v in sorted(self.kb.items()))
+        """Names the cached knowledge base by its effective chunking (defaults included), so a
+        changed default builds a new one instead of reusing a stale cache."""
+        from store.settings import Settings
+
+        defaults = Settings.load(env={})
+        chunking = {"chunk_tokens": defaults.chunk_tokens, "chunk_overlap": defaults.chunk_overlap, **self.kb}
+        return "-".join(f"{k}{v}" for k, v in sorted(chunking.items()))
 
 
 CONFIGS: dict[str, Config] = {
     "current": Config(),
+    # The settings before issue 13's measurements (chosen on the Python manual's own 62 questions).
+    "before": Config(
+        kb={"chunk_tokens": 200, "chunk_overlap": 32}, search={"rrf_k": 10, "keyword_weight": 0.5, "diversity": "none"}
+    ),
     "dedupe": Config(search={"diversity": "dedupe"}),
     "cap1": Config(search={"diversity": "cap", "per_document_cap": 1}),
     "cap2": Config(search={"diversity": "cap", "per_document_cap": 2}),
@@ -70,6 +80,8 @@ CONFIGS: dict[str, Config] = {
     "mmr0.7": Config(search={"diversity": "mmr", "mmr_lambda": 0.7}),
     "mmr0.85": Config(search={"diversity": "mmr", "mmr_lambda": 0.85}),
     "rrf60": Config(search={"rrf_k": 60, "keyword_weight": 1.0}),
+    # The dev halves' best mean MRR in bench/fusion.py (vector-led: keyword hits join from about rank 7).
+    "rrf1-kw0.25": Config(search={"rrf_k": 1, "keyword_weight": 0.25}),
     # Neighbouring passages (store.neighbours): the top 5 grown as Chat would offer them; only kw@5 can move.
     "nb400": Config(search={"neighbour_tokens": 400}),
     "nb600": Config(search={"neighbour_tokens": 600}),
