@@ -98,7 +98,11 @@ def _overlaps(a: Candidate, b: Candidate) -> bool:
 
 
 def _similar_words(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
-    return bool(a and b) and len(a & b) / len(a | b) >= NEAR_DUPLICATE
+    """Jaccard(a, b) >= NEAR_DUPLICATE, without building the union (and not at all when sizes rule it out)."""
+    if not a or not b or min(len(a), len(b)) < NEAR_DUPLICATE * max(len(a), len(b)):
+        return False
+    shared = len(a & b)
+    return shared >= NEAR_DUPLICATE * (len(a) + len(b) - shared)
 
 
 def near_duplicates(a: Candidate, b: Candidate) -> bool:
@@ -108,15 +112,25 @@ def near_duplicates(a: Candidate, b: Candidate) -> bool:
 
 def drop_near_duplicates(candidates: Sequence[Candidate]) -> list[Candidate]:
     """Keep each candidate unless a better one of the same document is its near-duplicate."""
-    kept: list[tuple[Candidate, set[tuple[str, ...]]]] = []
+    kept: list[Candidate] = []
+    shingles: dict[int, set[tuple[str, ...]]] = {}  # by position in kept; only for documents seen twice
+
+    def words(i: int, candidate: Candidate) -> set[tuple[str, ...]]:
+        if i not in shingles:
+            shingles[i] = _shingles(candidate.text)
+        return shingles[i]
+
     for candidate in candidates:
-        words = _shingles(candidate.text)
-        if not any(
-            candidate.doc_id == better.doc_id and (_overlaps(candidate, better) or _similar_words(words, seen))
-            for better, seen in kept
-        ):
-            kept.append((candidate, words))
-    return [candidate for candidate, _ in kept]
+        same_document = [(i, b) for i, b in enumerate(kept) if b.doc_id == candidate.doc_id]
+        if any(_overlaps(candidate, b) for _, b in same_document):
+            continue
+        if same_document:
+            mine = _shingles(candidate.text)
+            if any(_similar_words(mine, words(i, b)) for i, b in same_document):
+                continue
+            shingles[len(kept)] = mine
+        kept.append(candidate)
+    return kept
 
 
 def cap_per_document(candidates: Sequence[Candidate], k: int, cap: int) -> list[Candidate]:

@@ -341,7 +341,7 @@ class KnowledgeBase:
         return neighbours.with_neighbours(self.db, hits, max_tokens, self.embedder.count_tokens)
 
     def _vector_ranking(self, query: str, k: int) -> search.Ranking:
-        return search.vector_ranking(self._keeper.current(), self.embedder, query, k)
+        return search.vector_ranking(self._keeper.current, self.embedder, query, k)
 
 
 __all__ = ["KnowledgeBase", "list_knowledge_bases", "validate_name", "SEARCH_MODES", "SECTION_SEPARATOR"]

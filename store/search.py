@@ -10,14 +10,16 @@ and spreads the k slots over documents (a per-document cap, or maximal marginal 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sqlite_utils import Database
 
 from store import fts
 from store.database import rows
-from store.diversity import Candidate, Diversity, choose
+from store.diversity import Candidate, Diversity, choose, pool_size
 from store.embedding import Embedder
 from store.errors import KnowledgeBaseError
 from store.ranking import collapse_duplicates, reciprocal_rank_fusion
@@ -53,10 +55,17 @@ def search_all(
         return {mode: [] for mode in modes}
     fetch = max(4 * k, 50)
     ranked: dict[str, Ranking] = {}
-    if {"vector", "hybrid"} & set(modes):
+    wanted = set(modes)
+    if {"vector", "hybrid"} & wanted and {"keyword", "hybrid"} & wanted:
+        # Both rankers: SQLite's keyword search runs on another core while the query is embedded
+        # (both release the GIL), which takes a third off a hybrid search on two idle cores.
+        keyword = _pool().submit(fts.keyword_search, db, kb_id, query, fetch)
         ranked["vector"] = vector_search(query, fetch)
-    if {"keyword", "hybrid"} & set(modes):
+        ranked["keyword"] = keyword.result()
+    elif "keyword" in wanted:
         ranked["keyword"] = fts.keyword_search(db, kb_id, query, fetch)
+    else:
+        ranked["vector"] = vector_search(query, fetch)
     if "hybrid" in modes:
         ranked["hybrid"] = reciprocal_rank_fusion(
             [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]],
@@ -66,11 +75,31 @@ def search_all(
     return {mode: to_hits(db, ranked[mode], k, diversity) for mode in modes}
 
 
-def vector_ranking(index: VectorIndex, embedder: Embedder, query: str, k: int) -> Ranking:
-    """The ``k`` nearest chunks to the query's embedding, scored by cosine similarity."""
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run keyword searches beside query embedding (created on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keyword-search")
+        return _POOL
+
+
+def vector_ranking(current_index: Callable[[], VectorIndex], embedder: Embedder, query: str, k: int) -> Ranking:
+    """The ``k`` nearest chunks to the query's embedding, scored by cosine similarity.
+
+    The query is embedded before ``current_index()`` is asked for the index: that call checks
+    SQLite's generation on the knowledge base's connection, which a keyword search running beside
+    it holds, so asking first would make the embedding wait for the keyword search.
+    """
+    vector = embedder.encode([query])
+    index = current_index()
     if len(index) == 0:
         return []
-    labels, distances = index.query(embedder.encode([query]), k)
+    labels, distances = index.query(vector, k)
     return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
 
 
@@ -78,22 +107,25 @@ def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Divers
     """The first ``k`` distinct passages of a ranking (chosen under ``diversity``), with their documents and anchors."""
     if not scored:
         return []
-    ids = [i for i, _ in scored]
-    found = {
-        r["id"]: r
-        for r in rows(
-            db,
-            f"""SELECT c.id, c.chunk_id, c.doc_id, d.name, d.source, c.page, c.section, c.text, c.start, c."end"
-                FROM chunks c JOIN documents d ON d.id = c.doc_id
-                WHERE c.id IN ({",".join("?" * len(ids))})""",
-            ids,
-        )
-    }
+    # Only the best of the ranking are read back: enough distinct passages for ``choose`` (the first
+    # k, or the diversity pool), read in growing windows; the choice is the same as from all of them.
+    wanted = k if diversity.mode == "none" else max(k, pool_size(k))
+    window = 2 * wanted
+    found: dict[int, dict] = {}
+    while True:
+        ids = [i for i, _ in scored[:window]]
+        missing = [i for i in ids if i not in found]
+        if missing:
+            found.update((r["id"], r) for r in _chunk_rows(db, missing))
+        present = [(i, found[i]["text"]) for i in ids if i in found]
+        distinct = collapse_duplicates(present)
+        if len(distinct) >= wanted or window >= len(scored):
+            break
+        window *= 2
     score_of = dict(scored)
-    present = [(i, found[i]["text"]) for i in ids if i in found]
     candidates = [
         Candidate(i, score_of[i], found[i]["doc_id"], found[i]["text"], found[i]["start"], found[i]["end"])
-        for i in collapse_duplicates(present)
+        for i in distinct
     ]
     hits = []
     for rank, candidate in enumerate(choose(candidates, k, diversity, lambda ids: chunk_vectors(db, ids)), start=1):
@@ -115,6 +147,16 @@ def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Divers
             )
         )
     return hits
+
+
+def _chunk_rows(db: Database, ids: Sequence[int]) -> list[dict]:
+    return rows(
+        db,
+        f"""SELECT c.id, c.chunk_id, c.doc_id, d.name, d.source, c.page, c.section, c.text, c.start, c."end"
+            FROM chunks c JOIN documents d ON d.id = c.doc_id
+            WHERE c.id IN ({",".join("?" * len(ids))})""",
+        list(ids),
+    )
 
 
 def chunk_vectors(db: Database, ids: Sequence[int]) -> np.ndarray:
