@@ -37,6 +37,20 @@ FACTS = ROOT / "bench" / "data" / "facts.jsonl"
 WORK = ROOT / "bench" / "out" / "facts"
 
 
+def overrides(pairs: list[str]) -> dict:
+    """``--set KEY=VALUE`` pairs as hyperparameter overrides (numbers parsed, text kept)."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 def load_facts() -> list[dict]:
     return [json.loads(line) for line in FACTS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -73,6 +87,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads for scoring")
     parser.add_argument("--base", help="a bundled model key or a GGUF (default: the training default)")
     parser.add_argument("--score", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter of the preset (repeatable), e.g. --set learning_rate=2e-4",
+    )
     args = parser.parse_args()
     if args.score:
         spec = json.loads(Path(args.score).read_text())
@@ -97,7 +118,8 @@ def main() -> int:
     data.write_text("".join(json.dumps({"question": f["question"], "answer": f["answer"]}) + "\n" for f in facts))
 
     open_kb = lambda name: KnowledgeBase.open(settings, name, create=False)  # a Q&A file alone opens none
-    job, _data = service.prepare(settings, service.TrainRequest(data=str(data), base=args.base), open_kb)
+    request = service.TrainRequest(data=str(data), base=args.base, overrides=overrides(args.set))
+    job, _data = service.prepare(settings, request, open_kb)
     load_before = os.getloadavg()[0]
     print(
         f"run {job.run_id} on {Path(job.base).name}: {job.n_train} trained facts, {job.n_val} held out; "
