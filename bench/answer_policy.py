@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default", help="a bundled model key (default: Chat's default)")
     parser.add_argument("--half", choices=HALVES, default="dev")
     parser.add_argument("--prompt", help="a file holding the system prompt to try (default: Chat's)")
+    parser.add_argument("--style", choices=("grounded", "compact"), help="a prompt style (default: the model's)")
     parser.add_argument("--gates", default="0.40,0.45,0.50,0.55,0.60", help="relevance thresholds to score")
     parser.add_argument("--supports", default="0.35,0.40,0.45,0.50,0.55", help="support thresholds to score")
     parser.add_argument("--json", action="store_true")
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             items,
             kb=KB,
             system_prompt=system_prompt,
+            style=args.style,
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
         rows = [

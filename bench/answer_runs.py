@@ -29,9 +29,9 @@ from assistant.retrieval import sources_from
 CACHE = Path(__file__).resolve().parent / ".cache" / "answers"
 
 
-def prompt_key(system_prompt: str, max_tokens: int) -> str:
+def prompt_key(system_prompt: str, max_tokens: int, answer_rule: bool = True) -> str:
     """Names the cache of one prompt: the system prompt, the user message's frame and the answer length."""
-    frame = prompting.user_message("{question}", [])
+    frame = prompting.user_message("{question}", [], answer_rule)
     return hashlib.sha256(f"{max_tokens}\n{system_prompt}\n{frame}".encode()).hexdigest()[:12]
 
 
@@ -42,6 +42,7 @@ def collect(
     *,
     kb: str,
     system_prompt: str | None = None,
+    style: str | None = None,
     max_tokens: int | None = None,
     cache: Path | None = CACHE,
     log: Callable[[str], None] = print,
@@ -50,10 +51,11 @@ def collect(
     assistant = services.assistant
     loaded = assistant.use_model(model)
     max_tokens = max_tokens or services.settings.max_tokens
-    styled = prompting.style(prompt_style(loaded))  # what Chat sends this model, unless a prompt is given
+    # What Chat sends this model, unless a style or a system prompt is given.
+    styled = prompting.style(style or prompt_style(loaded))
     system_prompt = system_prompt or styled["system_prompt"]
     answer_rule = styled["answer_rule"]
-    folder = (cache / f"{loaded.path.stem}-{prompt_key(system_prompt, max_tokens)}") if cache else None
+    folder = (cache / f"{loaded.path.stem}-{prompt_key(system_prompt, max_tokens, answer_rule)}") if cache else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.txt").write_text(system_prompt)

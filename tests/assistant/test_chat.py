@@ -247,6 +247,7 @@ def test_each_bundled_model_gets_its_prompt_style(tmp_path):
 
     assert prompt_style(LoadedModel("Qwen2.5-Coder-1.5B-Instruct", tmp_path / "q.gguf", 4096)) == "grounded"
     assert prompt_style(LoadedModel("SmolLM2-135M-Instruct", tmp_path / "s.gguf", 2048)) == "compact"
+    assert prompt_style(LoadedModel("Qwen2.5-Coder-0.5B-Instruct", tmp_path / "h.gguf", 4096)) == "compact"
     assert prompt_style(LoadedModel("my-export", tmp_path / "my-export.gguf", 2048)) == "grounded"
     grounded = prompting.build_messages("How often?", _sources(), **prompting.style("grounded"))
     compact = prompting.build_messages("How often?", _sources(), **prompting.style("compact"))
