@@ -4,7 +4,7 @@ keyword weight and how many candidates each ranker contributes.
 Each question is searched once per ranker (vector and keyword, 50 candidates each, on the
 knowledge bases ``bench/retrieval.py`` builds and caches); every combination is then fused
 offline exactly as ``store.search.search_all`` fuses (``reciprocal_rank_fusion`` then
-``to_hits``, near-duplicates collapsed), so a grid of dozens of settings costs one search
+``to_hits`` with the knowledge base's diversity setting), so a grid of dozens of settings costs one search
 per question. Printed per corpus and as the mean over corpora: R@1, R@5 and MRR of the gold
 page at passage level, and kw@5 (all keywords in the top 5 passages), best mean MRR first,
 with today's defaults marked. Choose on ``--half dev``; report the chosen setting on test
@@ -76,9 +76,12 @@ def search_once(kb, items: Sequence[QAItem]) -> list[Searched]:
 
 def scores(kb, searched: Sequence[Searched], fusion: Fusion) -> dict[str, float]:
     """R@1, R@5, MRR and kw@5 of one fusion setting over already-searched questions."""
+    from store.diversity import Diversity
     from store.ranking import reciprocal_rank_fusion
     from store.search import to_hits
 
+    settings = kb.settings
+    diversity = Diversity(settings.diversity, settings.per_document_cap, settings.mmr_lambda)  # as Chat's
     first, top5, reciprocal, keywords = [], [], [], []
     for s in searched:
         fused = reciprocal_rank_fusion(
@@ -86,7 +89,7 @@ def scores(kb, searched: Sequence[Searched], fusion: Fusion) -> dict[str, float]
             k=fusion.rrf_k,
             weights=(1.0, fusion.keyword_weight),
         )
-        hits = to_hits(kb.db, fused, MRR_DEPTH)
+        hits = to_hits(kb.db, fused, MRR_DEPTH, diversity)
         ranks = [rank for rank, h in enumerate(hits, start=1) if h.source in s.item.sources]
         first.append(float(bool(ranks) and ranks[0] == 1))
         top5.append(float(bool(ranks) and ranks[0] <= 5))

@@ -105,31 +105,23 @@ def _similar_words(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
     return shared >= NEAR_DUPLICATE * (len(a) + len(b) - shared)
 
 
-def near_duplicates(a: Candidate, b: Candidate) -> bool:
-    """Same document, and the spans overlap by more than half, or the words are nearly the same."""
-    return a.doc_id == b.doc_id and (_overlaps(a, b) or _similar_words(_shingles(a.text), _shingles(b.text)))
-
-
 def drop_near_duplicates(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Keep each candidate unless a better one of the same document is its near-duplicate."""
+    """Keep each candidate unless a better one of the same document is its near-duplicate: the spans
+    overlap by more than half, or the words are nearly the same (shingled only when compared)."""
     kept: list[Candidate] = []
-    shingles: dict[int, set[tuple[str, ...]]] = {}  # by position in kept; only for documents seen twice
+    shingles: dict[int, set[tuple[str, ...]]] = {}  # by candidate id
 
-    def words(i: int, candidate: Candidate) -> set[tuple[str, ...]]:
-        if i not in shingles:
-            shingles[i] = _shingles(candidate.text)
-        return shingles[i]
+    def words(candidate: Candidate) -> set[tuple[str, ...]]:
+        if candidate.id not in shingles:
+            shingles[candidate.id] = _shingles(candidate.text)
+        return shingles[candidate.id]
+
+    def near_duplicates(a: Candidate, b: Candidate) -> bool:
+        return a.doc_id == b.doc_id and (_overlaps(a, b) or _similar_words(words(a), words(b)))
 
     for candidate in candidates:
-        same_document = [(i, b) for i, b in enumerate(kept) if b.doc_id == candidate.doc_id]
-        if any(_overlaps(candidate, b) for _, b in same_document):
-            continue
-        if same_document:
-            mine = _shingles(candidate.text)
-            if any(_similar_words(mine, words(i, b)) for i, b in same_document):
-                continue
-            shingles[len(kept)] = mine
-        kept.append(candidate)
+        if not any(near_duplicates(candidate, better) for better in kept):
+            kept.append(candidate)
     return kept
 
 

@@ -64,7 +64,7 @@ def search_all(
         ranked["keyword"] = keyword.result()
     elif "keyword" in wanted:
         ranked["keyword"] = fts.keyword_search(db, kb_id, query, fetch)
-    else:
+    elif "vector" in wanted:
         ranked["vector"] = vector_search(query, fetch)
     if "hybrid" in modes:
         ranked["hybrid"] = reciprocal_rank_fusion(
