@@ -13,16 +13,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from assistant import prompting
-from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token
+from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token, Waiting
 from assistant.llm import LlamaRuntime, LoadedModel
 from assistant.remote_llm import RemoteModel, RemoteRuntime, is_remote
 from assistant.reply_check import check_reply
 from assistant.retrieval import Retrieval, retrieve, sources_from
-from store import model_catalogue
+from store import indexing, model_catalogue
 from store.errors import DomainsmithError, KnowledgeBaseError, ModelNotFound
-from store.knowledge_base import KnowledgeBase
+from store.knowledge_base import KnowledgeBase, validate_name
 from store.model_catalogue import BundledModel, Progress
 from store.registry import resolve_model
 from store.settings import Settings
@@ -42,21 +43,33 @@ class AskOptions:
 
 
 class Assistant:
-    """``remote`` (default: the one ``remote_url`` configures, if any) answers for ``remote:NAME`` models."""
+    """``remote`` (default: the one ``remote_url`` configures, if any) answers for ``remote:NAME`` models.
+
+    ``embedder`` checks citations against the sentences that cite them; ``load_embedder`` gives it
+    on first use instead (a question that waits for indexing then does not wait for a model load).
+    """
 
     def __init__(
         self,
         settings: Settings,
         runtime: LlamaRuntime,
         open_kb: Callable[[str | None], KnowledgeBase],
-        embedder,
+        embedder=None,
         remote: RemoteRuntime | None = None,
+        load_embedder: Callable[[], Any] | None = None,
     ):
         self.settings = settings
         self.runtime = runtime
         self.remote = remote or RemoteRuntime.from_settings(settings)
         self.open_kb = open_kb
-        self.embedder = embedder  # checks citations against the sentences that cite them
+        self._embedder = embedder
+        self._load_embedder = load_embedder
+
+    @property
+    def embedder(self):
+        if self._embedder is None and self._load_embedder is not None:
+            self._embedder = self._load_embedder()
+        return self._embedder
 
     # -- models ----------------------------------------------------------------------------
 
@@ -127,6 +140,10 @@ class Assistant:
         question, notice = self.check_question(question)
         if notice is not None:
             yield notice
+        kb = None
+        if options.use_kb and retrieval is None:  # before the model loads: the documents must be there
+            yield from self.wait_for_indexing(options.kb)
+            kb = self.searchable_kb(options.kb)
         loaded = self.use_model(options.model)
         if not options.use_kb:
             yield from self._generate(
@@ -139,7 +156,8 @@ class Assistant:
             )
             return
         if retrieval is None:
-            retrieval = self.retrieve(self.searchable_kb(options.kb), question, history, options)
+            assert kb is not None
+            retrieval = self.retrieve(kb, question, history, options)
         if not retrieval.relevant:
             yield from self._abstain(
                 retrieval,
@@ -179,6 +197,9 @@ class Assistant:
         question, notice = self.check_question(question)
         if notice is not None:
             yield 0, notice
+        if options.use_kb:
+            for waiting in self.wait_for_indexing(options.kb):
+                yield 0, waiting
         retrieval = (
             self.retrieve(self.searchable_kb(options.kb), question, history, options) if options.use_kb else None
         )
@@ -190,7 +211,7 @@ class Assistant:
         """The question stripped and cut to the configured length (with a notice when cut)."""
         question = (question or "").strip()
         if not question:
-            raise DomainsmithError("the question is empty")
+            raise DomainsmithError("the question is empty: type a question first")
         limit = self.settings.max_question_chars
         if len(question) <= limit:
             return question, None
@@ -198,12 +219,30 @@ class Assistant:
             f"The question was {len(question):,} characters long; only the first {limit:,} were used."
         )
 
+    def wait_for_indexing(self, name: str | None) -> Iterator[Waiting]:
+        """Wait for the documents being added to knowledge base ``name`` right now (in this process).
+
+        Yields a status about every half second while it waits, so a UI can show it and cancel
+        the wait; after ``indexing_wait_seconds`` it gives up with a ``KnowledgeBaseError``.
+        """
+        name = validate_name(name or self.settings.default_kb)
+        batches = indexing.INDEXING.pending(indexing.key(self.settings.db_path, name))
+        try:
+            for batch in indexing.wait(batches, self.settings.indexing_wait_seconds):
+                yield Waiting(f"Waiting for {indexing.listing(batch.names)} to finish indexing ({batch.progress}) …")
+        except TimeoutError as exc:
+            raise KnowledgeBaseError(
+                f"the knowledge base {name!r} is still indexing {exc} after "
+                f"{self.settings.indexing_wait_seconds:g} seconds: ask again when the Knowledge Base tab "
+                "shows it done"
+            ) from None
+
     def searchable_kb(self, name: str | None) -> KnowledgeBase:
         kb = self.open_kb(name)
         if kb.stats()["chunks"] == 0:
             raise KnowledgeBaseError(
-                f"knowledge base {kb.name!r} is empty: there is nothing to search. "
-                "Add documents first (Knowledge Base tab or `python app.py kb add`)."
+                f"the knowledge base {kb.name!r} has no documents yet: add them on the Knowledge Base tab "
+                f"(or with `python app.py kb add PATH --kb {kb.name}`), then ask again"
             )
         return kb
 

@@ -67,6 +67,13 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The question waits for documents still being indexed into its knowledge base (a passing status)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Answer:
     text: str
     abstained: bool
@@ -88,4 +95,4 @@ class Done:
     answer: Answer
 
 
-AnswerEvent = Token | Notice | Done
+AnswerEvent = Token | Notice | Waiting | Done

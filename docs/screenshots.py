@@ -1,9 +1,10 @@
 """Take the README's screenshots from the real app: ``.venv/bin/python docs/screenshots.py``.
 
 Starts ``app.py`` on a free port with a fresh DOMAINSMITH_HOME, drives it in headless chromium
-like a user (upload documents, search, ask, train an adapter with the quick preset on
-``bench/data/facts.jsonl``) and writes ``docs/chat.png``, ``docs/knowledge-base.png`` and
-``docs/fine-tune.png``. Takes about 5 minutes on 2 cores, most of it training. Colour emoji in
+like a user (see the empty state, ask too early, upload documents, search, ask, train an adapter
+with the quick preset on ``bench/data/facts.jsonl``) and writes ``docs/empty-state.png``,
+``docs/chat-error.png``, ``docs/chat.png``, ``docs/knowledge-base.png`` and ``docs/fine-tune.png``
+(``--first-minutes`` stops after the first two). Takes about 5 minutes on 2 cores, most of it training. Colour emoji in
 the status lines need Debian's ``fonts-noto-color-emoji``.
 """
 
@@ -30,7 +31,7 @@ def documents(folder: Path) -> list[Path]:
     ]
 
 
-def shoot(out: Path, train: bool = True) -> list[Path]:
+def shoot(out: Path, train: bool = True, first_minutes_only: bool = False) -> list[Path]:
     from playwright.sync_api import expect
 
     shots = []
@@ -39,6 +40,19 @@ def shoot(out: Path, train: bool = True) -> list[Path]:
         with running_app(Path(tmp) / "home") as url, browser_page(1400, 1000) as page:
             page.goto(url)
             page.wait_for_selector("#ds-question")
+            expect(page.locator("#ds-start-here")).to_contain_text("Start here")
+            shots.append(_save(page, out / "empty-state.png"))
+
+            # Asking before adding anything: the reason and what to do, as the assistant's turn.
+            page.locator("#ds-question textarea").fill("What trips the journal bearing alarm?")
+            page.locator("#ds-ask").click()
+            expect(page.locator('#ds-chatbot [data-testid="bot"]').last).to_contain_text(
+                "has no documents yet", timeout=120_000
+            )
+            shots.append(_save(page, out / "chat-error.png"))
+            if first_minutes_only:
+                return shots
+            page.get_by_role("button", name="New chat").click()
 
             page.get_by_role("tab", name="Knowledge Base").click()
             page.locator("#ds-upload input[type=file]").set_input_files([str(f) for f in files])
@@ -81,8 +95,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--no-train", action="store_true", help="skip the training run (Fine-tune shows the data only)")
+    parser.add_argument("--first-minutes", action="store_true", help="only the empty state and the early question")
     args = parser.parse_args()
-    shoot(args.out, train=not args.no_train)
+    shoot(args.out, train=not args.no_train, first_minutes_only=args.first_minutes)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from store import embedding, kb_rows, neighbours, search, workload
+from store import embedding, indexing, kb_rows, neighbours, search, workload
 from store.chunking import Chunker
 from store.database import open_db
 from store.diversity import Diversity
@@ -142,25 +142,38 @@ class KnowledgeBase:
 
     # -- adding ----------------------------------------------------------------------------
 
-    def add(self, paths: Iterable[str | Path]) -> Iterator[IngestEvent]:
+    def add(self, paths: Iterable[str | Path], batch: indexing.Batch | None = None) -> Iterator[IngestEvent]:
         """Ingest files and folders; yields an event per file, then a ``done`` event with the summary.
 
         A bad file yields a ``failed`` event and the batch goes on. Each document is committed
         in its own transaction, so an interrupted batch leaves only complete documents. While it
-        runs, ``store.workload`` counts it (chat then leaves it a core).
+        runs, ``store.workload`` counts it (chat then leaves it a core) and ``store.indexing``
+        records it (a question to this knowledge base waits for it); ``batch`` is a record the
+        caller opened earlier (the web UI does, before staging its uploads).
         """
-        with workload.busy(f"ingesting into {self.name}"):
-            yield from self._add(paths)
+        paths = list(paths)
+        with contextlib.ExitStack() as stack:
+            if batch is None:
+                batch = stack.enter_context(indexing.INDEXING.batch(self.indexing_key, paths))
+            stack.enter_context(workload.busy(f"ingesting into {self.name}"))
+            yield from self._add(paths, batch)
 
-    def _add(self, paths: Iterable[str | Path]) -> Iterator[IngestEvent]:
+    @property
+    def indexing_key(self) -> str:
+        return indexing.key(self.settings.db_path, self.name)
+
+    def _add(self, paths: list[str | Path], batch: indexing.Batch) -> Iterator[IngestEvent]:
         started = time.monotonic()
         summary = IngestSummary()
         found = list(discover(paths))
+        if found:
+            batch.names = [Path(f.source).name for f in found]
         candidates = [c for c in found if isinstance(c, Candidate)]
         total = len(found)
         done = 0
         for skipped in (s for s in found if isinstance(s, Skipped)):
             done += 1
+            batch.advance(done)
             (summary.failed if skipped.failed else summary.skipped).append((skipped.source, skipped.reason))
             yield IngestEvent(
                 "failed" if skipped.failed else "skipped",
@@ -177,12 +190,14 @@ class KnowledgeBase:
             for item in prepare_in_background(candidates, self.chunker, self.settings.parse_limits, known):
                 if item.error is not None or item.unchanged:
                     done += 1
+                    batch.advance(done)
                     yield settle(item, summary, self.doc_id(item.candidate.origin), done, total)
                     continue
                 pending.append(item)
                 if sum(len(p.chunks) for p in pending) >= self.settings.embed_batch_size:
                     for event in self._embed_and_commit(pending, summary):
                         done += 1
+                        batch.advance(done)
                         yield dataclasses.replace(event, done=done, total=total)
                     pending = []
                     if time.monotonic() - last_save > _INDEX_SAVE_SECONDS:
@@ -190,6 +205,7 @@ class KnowledgeBase:
                         last_save = time.monotonic()
             for event in self._embed_and_commit(pending, summary):
                 done += 1
+                batch.advance(done)
                 yield dataclasses.replace(event, done=done, total=total)
         finally:
             self.save_index()

@@ -85,6 +85,9 @@ class Settings:
     relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
     support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
     max_question_chars: int = _setting(4000, "longer questions are cut to this many characters, with a notice")
+    indexing_wait_seconds: float = _setting(
+        900.0, "a question to a knowledge base that is being added to waits this long for the batch"
+    )
     # Remote generation (assistant/remote_llm.py): the model "remote:NAME" answers on an OpenAI-compatible
     # server (vLLM, llama.cpp's server, Ollama); retrieval, prompt and citation check stay here.
     remote_url: str | None = _setting(None, "an OpenAI-compatible server's base URL, e.g. http://gpu-host:8000/v1")

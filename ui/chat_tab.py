@@ -9,10 +9,11 @@ import html
 from collections.abc import Iterator
 
 from assistant.assistant import AskOptions
-from assistant.events import Answer, Done, Notice, Token
-from store.errors import DomainsmithError
+from assistant.events import Answer, Done, Notice, Token, Waiting
+from store import indexing
+from store.indexing import INDEXING
 from store.model_catalogue import Progress
-from ui.gradio_errors import user_errors
+from ui.gradio_errors import plain_words
 from ui.services import Services
 
 NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
@@ -45,6 +46,25 @@ def sources_markdown(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def needs_documents(services: Services, kb_name: str | None) -> bool:
+    """True when the knowledge base Chat would search has no documents and none are on their way."""
+    name = kb_name or services.settings.default_kb
+    chunks = next((b["chunks"] for b in services.knowledge_bases() if b["name"] == name), 0)
+    return chunks == 0 and not INDEXING.pending(indexing.key(services.settings.db_path, name))
+
+
+def error_turn(exc: BaseException) -> str:
+    """The assistant's turn when answering failed: the reason in plain words, and what to do."""
+    return f"⚠️ **I could not answer.** {plain_words(exc)}"
+
+
+WAITING_MARK = "*⏳ "
+
+
+def waiting_turn(text: str) -> str:
+    return f"{WAITING_MARK}{text}*"
+
+
 def respond(
     services: Services,
     message: str,
@@ -58,29 +78,27 @@ def respond(
     """Stream one answer into the chat history; persist both turns in the session.
 
     A bundled model used for the first time is assembled first, reported through ``assembly(done, total)``.
+    While the knowledge base is still indexing, the assistant's turn says what it waits for. A failure
+    becomes the assistant's turn (``error_turn``), never a bare error badge; failed turns are not saved.
     """
     history = list(history or [])
     prior = [{"role": m["role"], "content": m["content"]} for m in history if isinstance(m.get("content"), str)]
-    history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    if (message or "").strip():
+        history.append({"role": "user", "content": message})
+    history.append({"role": "assistant", "content": ""})
     notes: list[str] = []
-    bundled = services.assistant.needs_assembly(model)
-    if bundled is not None:
-        yield (
-            history,
-            f"*Preparing {bundled.name} (first use: assembling and verifying {bundled.size / 1e9:.1f} GB)…*",
-            session_id,
-        )
-        services.assistant.model_path(model, assembly)
     answer = None
-    for event in services.assistant.ask(message, prior, AskOptions(kb=kb, model=model, use_kb=use_kb)):
-        if isinstance(event, Token):
-            history[-1]["content"] += event.text
-        elif isinstance(event, Notice):
-            notes.append(f"*{event.text}*")
-        elif isinstance(event, Done):
-            answer = event.answer
-            history[-1]["content"] = answer.text
+    options = AskOptions(kb=kb, model=model, use_kb=use_kb)
+    try:
+        for update in _stream(services, message, prior, history, notes, options, assembly):
+            if isinstance(update, Answer):
+                answer = update
+            else:
+                yield history, update, session_id
+    except Exception as exc:  # every failure is shown in the conversation (gradio_errors logs the unexpected)
+        history[-1]["content"] = error_turn(exc)
         yield history, "\n\n".join(notes), session_id
+        return
     assert answer is not None
     sessions = services.sessions
     if session_id is None:
@@ -96,6 +114,38 @@ def respond(
     yield history, "\n\n".join(notes + [sources_markdown(answer)]), session_id
 
 
+def _stream(services, message, prior, history, notes, options: AskOptions, assembly) -> Iterator[str | Answer]:
+    """Fill ``history[-1]`` and ``notes`` from the assistant's events; yields the notes panel, then the answer."""
+    reply = history[-1]
+    assistant = services.assistant
+    assistant.check_question(message)
+    if options.use_kb:  # before a first use assembles the model: the documents must be there (or coming)
+        for event in assistant.wait_for_indexing(options.kb):
+            reply["content"] = waiting_turn(event.text)
+            yield "\n\n".join(notes)
+        reply["content"] = ""
+        assistant.searchable_kb(options.kb)
+    bundled = assistant.needs_assembly(options.model)
+    if bundled is not None:
+        yield f"*Preparing {bundled.name} (first use: assembling and verifying {bundled.size / 1e9:.1f} GB)…*"
+        assistant.model_path(options.model, assembly)
+    for event in assistant.ask(message, prior, options):
+        if isinstance(event, Waiting):
+            reply["content"] = waiting_turn(event.text)
+        elif isinstance(event, Token):
+            if reply["content"].startswith(WAITING_MARK):
+                reply["content"] = ""
+            reply["content"] += event.text
+        elif isinstance(event, Notice):
+            notes.append(f"*{event.text}*")
+        elif isinstance(event, Done):
+            reply["content"] = event.answer.text
+            yield "\n\n".join(notes)
+            yield event.answer
+            return
+        yield "\n\n".join(notes)
+
+
 def compare(
     services: Services,
     message: str,
@@ -105,22 +155,40 @@ def compare(
     models: tuple[str, str],
     use_kb: bool,
 ) -> Iterator[tuple[list[dict], str, list[dict], str]]:
-    """One question, two models, the same retrieved sources; streams both answers side by side."""
+    """One question, two models, the same retrieved sources; streams both answers side by side.
+
+    A failure becomes the assistant's turn on the side it happened (both sides before any answer began).
+    """
     histories = [list(history_a or []), list(history_b or [])]
     for h in histories:
-        h += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        if (message or "").strip():
+            h.append({"role": "user", "content": message})
+        h.append({"role": "assistant", "content": ""})
     panels = ["", ""]
     prior = [
         {"role": m["role"], "content": m["content"]} for m in (history_a or []) if isinstance(m.get("content"), str)
     ]
-    for side, event in services.assistant.compare(message, models, prior, AskOptions(kb=kb, use_kb=use_kb)):
-        if isinstance(event, Token):
-            histories[side][-1]["content"] += event.text
-        elif isinstance(event, Notice):
-            panels[side] += f"*{event.text}*\n\n"
-        elif isinstance(event, Done):
-            histories[side][-1]["content"] = event.answer.text
-            panels[side] += f"**{html.escape(event.answer.model)}**\n\n" + sources_markdown(event.answer)
+    finished: set[int] = set()
+    try:
+        for side, event in services.assistant.compare(message, models, prior, AskOptions(kb=kb, use_kb=use_kb)):
+            reply = histories[side][-1]
+            if isinstance(event, Waiting):
+                for h in histories:
+                    h[-1]["content"] = waiting_turn(event.text)
+            elif isinstance(event, Token):
+                if reply["content"].startswith(WAITING_MARK):
+                    reply["content"] = ""
+                reply["content"] += event.text
+            elif isinstance(event, Notice):
+                panels[side] += f"*{event.text}*\n\n"
+            elif isinstance(event, Done):
+                finished.add(side)
+                reply["content"] = event.answer.text
+                panels[side] += f"**{html.escape(event.answer.model)}**\n\n" + sources_markdown(event.answer)
+            yield histories[0], panels[0], histories[1], panels[1]
+    except Exception as exc:
+        for s in {0, 1} - finished:
+            histories[s][-1]["content"] = error_turn(exc)
         yield histories[0], panels[0], histories[1], panels[1]
 
 
@@ -135,11 +203,26 @@ def reopen(services: Services, session_id: str | None) -> tuple[list[dict], str,
     return [{"role": m["role"], "content": m["content"]} for m in messages], "", session_id
 
 
-def build(services: Services):
-    """The tab's components; returns the model picker so other tabs can switch it."""
+START_HERE = (
+    "### Start here\n"
+    "1. Open the **Knowledge Base** tab and add your documents: PDF, DOCX, Markdown, HTML or plain text, "
+    "one by one or a whole folder.\n"
+    "2. Come back here and ask. Answers cite the document, page and passage they come from, and say so "
+    "when the documents do not hold the answer.\n\n"
+    "You can ask as soon as you have pressed *Add to knowledge base*: the answer waits for the documents "
+    "to finish indexing."
+)
+
+
+def build(services: Services, tabs=None, kb_tab_id: str | None = None):
+    """The tab's components; returns the model and knowledge base pickers (and the second model's),
+    and the start-here panel with its visibility check, so the app can refresh them."""
     import gradio as gr
 
     session = gr.State(None)
+    with gr.Column(visible=needs_documents(services, None), elem_id="ds-start-here") as start_here:
+        gr.Markdown(START_HERE)
+        to_kb = gr.Button("Open the Knowledge Base tab", variant="primary", elem_id="ds-to-kb", size="sm")
     with gr.Row():
         model = gr.Dropdown(
             model_choices(services),
@@ -184,7 +267,6 @@ def build(services: Services):
         stop = gr.Button("Stop", scale=1, elem_id="ds-stop")
         new = gr.Button("New chat", scale=1)
 
-    @user_errors
     def ask(
         message,
         history,
@@ -197,23 +279,24 @@ def build(services: Services):
         history_b=None,
         progress=gr.Progress(),
     ):
-        if not (message or "").strip():
-            raise DomainsmithError("Type a question first.")
         if comparing:
             for a, panel_a, b, panel_b in compare(
                 services, message, history, history_b, kb_name, (model_name, second_model), use
             ):
-                yield a, panel_a, sid, b, panel_b
+                yield a, panel_a, sid, b, panel_b, gr.skip()
         else:
 
             def assembly(done: int, total: int) -> None:
                 progress(done / max(total, 1), desc="Assembling the model (first use)")
 
             for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid, assembly):
-                yield h, panel, saved, gr.skip(), gr.skip()
+                yield h, panel, saved, gr.skip(), gr.skip(), gr.skip()
+        # an empty knowledge base: the start-here panel (and its button to the Knowledge Base tab) shows
+        empty = needs_documents(services, kb_name)
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Column(visible=empty)
 
     inputs = [question, chatbot, kb, model, use_kb, session, compare_on, model_b, chatbot_b]
-    outputs = [chatbot, sources, session, chatbot_b, sources_b]
+    outputs = [chatbot, sources, session, chatbot_b, sources_b, start_here]
     events = [
         send.click(ask, inputs, outputs, api_name="ask"),
         question.submit(ask, inputs, outputs, api_visibility="private"),
@@ -223,7 +306,10 @@ def build(services: Services):
             lambda: (gr.Textbox(value=""), gr.Dropdown(choices=session_choices(services))), None, [question, past]
         )
     stop.click(None, None, None, cancels=events)
-    new.click(lambda: ([], "", None, [], ""), None, outputs)
+    new.click(lambda: ([], "", None, [], "", gr.skip()), None, outputs)
     past.input(lambda sid: reopen(services, sid), past, [chatbot, sources, session])
     compare_on.change(lambda on: gr.Column(visible=on), compare_on, second)
-    return model, kb, model_b
+    kb.change(lambda name: gr.Column(visible=needs_documents(services, name)), kb, start_here)
+    if tabs is not None:
+        to_kb.click(lambda: gr.Tabs(selected=kb_tab_id), None, tabs)
+    return model, kb, model_b, start_here

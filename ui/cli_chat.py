@@ -7,7 +7,7 @@ import json
 import sys
 
 from assistant.assistant import AskOptions
-from assistant.events import Done, Notice, Token
+from assistant.events import Done, Notice, Token, Waiting
 from ui.assembly_bar import with_assembly_bar
 from ui.services import Services
 
@@ -46,9 +46,13 @@ def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.prepare(args.model, bar))
     answer = None
     streamed = False
+    status = None
     for event in services.assistant.ask(args.question, (), options):
         if isinstance(event, Notice):
             print(f"note: {event.text}", file=sys.stderr)
+        elif isinstance(event, Waiting) and event.text != status:
+            status = event.text
+            print(status, file=sys.stderr)
         elif isinstance(event, Token) and not args.json:
             print(event.text, end="", flush=True)
             streamed = True

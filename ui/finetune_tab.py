@@ -19,7 +19,7 @@ from adapters.job import METHODS, training_settings
 from adapters.service import TrainRequest
 from store.errors import DomainsmithError
 from store.uploads import stage_upload
-from ui.gradio_errors import user_errors
+from ui.gradio_errors import errors_into
 from ui.services import Services
 
 SOURCE_FILE, SOURCE_KB = "Q&A file", "Knowledge base"
@@ -289,7 +289,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     with gr.Accordion("Log", open=False):
         log = gr.Textbox(lines=12, max_lines=12, show_label=False, autoscroll=True)
 
-    @user_errors
+    @errors_into(1, 4)
     def on_start(*values):
         new_id, text = start(services, *values)
         return new_id, text, gr.Timer(active=True), gr.Dropdown(choices=run_choices(services), value=new_id)
@@ -307,19 +307,21 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
         # The last tick also relabels the run in the picker, which still says "running".
         return *outputs, gr.Dropdown(choices=run_choices(services), value=rid) if finished else gr.skip()
 
-    @user_errors
+    @errors_into(0, 3)
     def on_export(rid, q, progress=gr.Progress()):
         text, name = export(services, rid, q, say=lambda stage: progress(None, desc=stage))
         return text, name, gr.Button(interactive=True)
 
-    @user_errors
+    use_outputs = [export_status, chat_model] + ([tabs] if tabs is not None else [])
+
+    @errors_into(0, len(use_outputs))
     def on_use(name):
         if not name:
             raise DomainsmithError("export a model first")
-        updates = [gr.Dropdown(choices=services.model_choices(), value=name)]
+        updates = [gr.skip(), gr.Dropdown(choices=services.model_choices(), value=name)]
         if tabs is not None:
             updates.append(gr.Tabs(selected=chat_tab_id))
-        return updates
+        return tuple(updates)
 
     file.change(lambda f: preview(services, f), file, [sample, report])
     train.click(
@@ -330,13 +332,13 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     )
     timer.tick(on_tick, run_id, [bar, plot, log, evaluation, timer, runs], show_progress="hidden")
     runs.select(on_pick, runs, [run_id, bar, plot, log, evaluation, timer])
-    stop.click(lambda rid: cancel(services, rid), run_id, status)
+    stop.click(errors_into(0, 1)(lambda rid: cancel(services, rid)), run_id, status)
 
-    @user_errors
+    @errors_into(0, 2)
     def on_resume(rid):
         return resume(services, rid), gr.Timer(active=True)
 
     again.click(on_resume, run_id, [status, timer])
     export_button.click(on_export, [run_id, quant], [export_status, model_name, use_button], api_name="export")
     if chat_model is not None:
-        use_button.click(on_use, model_name, [chat_model] + ([tabs] if tabs is not None else []))
+        use_button.click(on_use, model_name, use_outputs)

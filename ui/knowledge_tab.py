@@ -8,9 +8,13 @@ wires them to components. (No ``from __future__ import annotations`` here: Gradi
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from store import indexing
 from store.errors import DomainsmithError
+from store.indexing import INDEXING
+from store.knowledge_base import validate_name
+from store.parsing import SUPPORTED_SUFFIXES
 from store.uploads import stage_upload
-from ui.gradio_errors import user_errors
+from ui.gradio_errors import errors_into, user_errors
 from ui.services import Services
 
 DOC_COLUMNS = ["ID", "Name", "Type", "Pages", "Chunks", "Added", "Source"]
@@ -27,14 +31,23 @@ def documents_table(services: Services, kb_name: str) -> list[list]:
 def upload(
     services: Services, kb_name: str, files: list[str] | None, progress: Callable[[float, str], None] | None = None
 ) -> Iterator[tuple[str, list[list]]]:
-    """Stage uploads, ingest them, yield (status markdown, documents table) as files finish."""
+    """Stage uploads, ingest them, yield (status markdown, documents table) as files finish.
+
+    The batch is recorded (``store.indexing``) before anything else, so a question asked in Chat
+    the moment "Add" is pressed waits for these files instead of finding them missing.
+    """
     if not files:
         yield "Choose one or more files first.", documents_table(services, kb_name)
         return
+    name = validate_name(kb_name or services.settings.default_kb)
+    with INDEXING.batch(indexing.key(services.settings.db_path, name), files) as batch:
+        yield from _ingest(services, name, [Path(f) for f in files], batch, progress)
+
+
+def _ingest(services: Services, kb_name: str, files: list[Path], batch, progress) -> Iterator[tuple[str, list[list]]]:
     kb = services.kb(kb_name)
     staged, lines, taken = [], [], set()
-    for file in files:
-        path = Path(file)
+    for path in files:
         try:
             staged.append(
                 stage_upload(
@@ -49,7 +62,7 @@ def upload(
         except DomainsmithError as exc:
             lines.append(f"- ❌ {exc}")
     done = 0
-    for event in kb.add(staged):
+    for event in kb.add(staged, batch=batch):
         if progress is not None and event.status != "done":
             done += 1
             progress(done / max(1, len(staged)), f"{done}/{len(staged)} files")
@@ -66,6 +79,18 @@ def upload(
             icon = "❌" if event.status == "failed" else "➖"
             lines.append(f"- {icon} {event.source}: {event.status}: {event.reason}")
         yield "\n".join(lines), documents_table(services, kb_name)
+
+
+def formats_note(services: Services) -> str:
+    """What can be added, shown before anything is uploaded."""
+    s = services.settings
+    suffixes = ", ".join(SUPPORTED_SUFFIXES)
+    return (
+        f"**What you can add:** PDF (with a text layer), Word (.docx), Markdown, HTML and plain text "
+        f"({suffixes}), one file, many, or a whole folder. Up to {s.max_file_mb:g} MB per file"
+        f" and {s.max_pdf_pages:,} pages per PDF. You can ask in Chat as soon as you press *Add*: "
+        "the answer waits for the documents to finish indexing."
+    )
 
 
 def search(services: Services, kb_name: str, query: str, mode: str) -> list[list]:
@@ -122,6 +147,7 @@ def build(services: Services):
                 elem_id="ds-upload",
             )
             folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="ds-upload-folder")
+            gr.Markdown(formats_note(services), elem_id="ds-formats")
             add_button = gr.Button("Add to knowledge base", variant="primary", elem_id="ds-add")
             status = gr.Markdown(elem_id="ds-upload-status")
         with gr.Column(scale=2):
@@ -154,7 +180,7 @@ def build(services: Services):
         column_widths=["4%", "16%", "6%", "18%", "48%", "8%"],
     )
 
-    @user_errors
+    @errors_into(0, 2)
     def on_add(name, chosen, chosen_folder, progress=gr.Progress()):
         paths = list(chosen or []) + list(chosen_folder or [])
         yield from upload(services, name, paths, lambda share, desc: progress(share, desc=desc))
@@ -163,35 +189,49 @@ def build(services: Services):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return str(rows.iloc[row, 0]) if hasattr(rows, "iloc") else str(rows[row][0])
 
+    @errors_into(3, 4)
     def ask_confirm(kind, name, selected):
         what = (
             f"Remove **{describe(services, name, selected)}** from {name}?"
             if kind == "remove"
             else f"Re-embed every chunk of **{name}** and rebuild its index? This can take a while."
         )
-        return gr.Row(visible=True), what, kind
+        return gr.Row(visible=True), what, kind, ""
 
+    @errors_into(0, 4)
     def on_confirm(kind, name, selected):
         message = remove(services, name, selected)[0] if kind == "remove" else reindex(services, name)
         return message, documents_table(services, name), gr.Row(visible=False), ""
 
+    @user_errors
     def on_create(name):
         created, names = create(services, name)
         return gr.Dropdown(choices=names, value=created), ""
 
     add_button.click(on_add, [kb_name, files, folder], [status, table], api_name="upload")
-    query.submit(
-        user_errors(lambda name, q, m: search(services, name, q, m)), [kb_name, query, mode], hits, api_name="search"
-    )
+
+    @user_errors
+    def on_search(name, q, m):
+        return search(services, name, q, m)
+
+    @user_errors
+    def on_pick_kb(name):
+        return documents_table(services, name)
+
+    query.submit(on_search, [kb_name, query, mode], hits, api_name="search")
     table.select(on_select, table, doc_id)
-    remove_button.click(
-        user_errors(lambda name, d: ask_confirm("remove", name, d)), [kb_name, doc_id], [confirm_row, question, action]
-    )
-    reindex_button.click(
-        user_errors(lambda name: ask_confirm("reindex", name, "")), [kb_name], [confirm_row, question, action]
-    )
-    yes.click(user_errors(on_confirm), [action, kb_name, doc_id], [status, table, confirm_row, doc_id])
+    confirm_outputs = [confirm_row, question, action, status]
+
+    def on_remove(name, selected):
+        return ask_confirm("remove", name, selected)
+
+    def on_reindex(name):
+        return ask_confirm("reindex", name, "")
+
+    remove_button.click(on_remove, [kb_name, doc_id], confirm_outputs)
+    reindex_button.click(on_reindex, [kb_name], confirm_outputs)
+    yes.click(on_confirm, [action, kb_name, doc_id], [status, table, confirm_row, doc_id])
     no.click(lambda: gr.Row(visible=False), None, confirm_row)
-    create_button.click(user_errors(on_create), new_name, [kb_name, new_name])
-    kb_name.change(user_errors(lambda name: documents_table(services, name)), kb_name, table)
+    create_button.click(on_create, new_name, [kb_name, new_name])
+    kb_name.change(on_pick_kb, kb_name, table)
     return kb_name

@@ -34,14 +34,19 @@ class Services:
     _kbs: dict[str, KnowledgeBase] = field(default_factory=dict)
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
     _assistant: Assistant | None = None
     _finetuner: FineTuner | None = None
     _db: Database | None = None
 
     @property
     def embedder(self) -> Embedder:
-        with self._guard:
-            return self.embedder_unlocked()
+        """The one embedder of this process, loaded on first use (under its own lock: a load takes
+        seconds, and listing models or asking the assistant to wait must not queue behind it)."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = embedding.from_settings(self.settings)
+            return self._embedder
 
     def kb(self, name: str | None = None, *, create: bool = True, allow_embedder_change: bool = False) -> KnowledgeBase:
         """The open knowledge base ``name`` (the default one when None)."""
@@ -70,7 +75,7 @@ class Services:
             if self._assistant is None:
                 s = self.settings
                 runtime = LlamaRuntime(context=s.chat_context, threads=s.chat_threads)
-                self._assistant = Assistant(s, runtime, lambda name: self.kb(name), self.embedder_unlocked())
+                self._assistant = Assistant(s, runtime, lambda name: self.kb(name), load_embedder=lambda: self.embedder)
             return self._assistant
 
     @property
@@ -136,12 +141,6 @@ class Services:
             return [(spec, spec)] + [(m.label(), m.name) for m in bundled]
         default = default or bundled[0]
         return [(default.label(), default.name)] + [(m.label(), m.name) for m in bundled if m is not default]
-
-    def embedder_unlocked(self) -> Embedder:
-        if self._embedder is None:
-            s = self.settings
-            self._embedder = embedding.from_settings(s)
-        return self._embedder
 
     def knowledge_bases(self) -> list[dict]:
         return list_knowledge_bases(self.settings)

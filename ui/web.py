@@ -18,18 +18,25 @@ def build_ui(services: Services):
     with gr.Blocks(title="Domainsmith") as demo:
         gr.Markdown("# Domainsmith\nYour documents, your model, your machine.")
         with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat"):
-                chat_model, chat_kb, chat_model_b = chat_tab.build(services)
+            with gr.Tab("Chat", id="chat") as chat:
+                chat_model, chat_kb, chat_model_b, start_here = chat_tab.build(services, tabs=tabs, kb_tab_id="kb")
             with gr.Tab("Knowledge Base", id="kb"):
                 knowledge_tab.build(services)
             with gr.Tab("Fine-tune", id="finetune"):
                 finetune_tab.build(services, chat_model=chat_model, tabs=tabs, chat_tab_id="chat")
 
-        def pickers():  # a page load sees models exported and knowledge bases created since start
+        def pickers(kb_name):  # a page load sees models exported and knowledge bases created since start
             models, kbs = chat_tab.model_choices(services), chat_tab.kb_choices(services)
-            return gr.Dropdown(choices=models), gr.Dropdown(choices=kbs), gr.Dropdown(choices=models)
+            first = gr.Column(visible=chat_tab.needs_documents(services, kb_name))
+            return gr.Dropdown(choices=models), gr.Dropdown(choices=kbs), gr.Dropdown(choices=models), first
 
-        demo.load(pickers, None, [chat_model, chat_kb, chat_model_b], api_visibility="private")
+        demo.load(pickers, chat_kb, [chat_model, chat_kb, chat_model_b, start_here], api_visibility="private")
+        chat.select(
+            lambda name: gr.Column(visible=chat_tab.needs_documents(services, name)),
+            chat_kb,
+            start_here,
+            api_visibility="private",
+        )
     return demo
 
 

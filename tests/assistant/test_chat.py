@@ -140,7 +140,7 @@ def test_unusable_chat_models_are_refused_clearly(services, tmp_path, kind):
 
 
 def test_empty_knowledge_base_says_there_is_nothing_to_search(services):
-    with pytest.raises(KnowledgeBaseError, match="nothing to search"):
+    with pytest.raises(KnowledgeBaseError, match="has no documents yet"):
         list(services.assistant.ask("Anything?", options=AskOptions(kb="empty")))
 
 
