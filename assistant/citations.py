@@ -98,6 +98,7 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
             document=by_n[n].document,
             source=by_n[n].source,
             page=by_n[n].page,
+            page_label=by_n[n].page_label,
             section=by_n[n].section,
             text=by_n[n].text,
             supported=best[n] >= threshold,

@@ -19,10 +19,11 @@ class Source:
     section: str
     text: str
     score: float = 0.0
+    page_label: str | None = None  # the page number a reader's viewer shows (PDF page labels)
 
     @property
     def where(self) -> str:
-        return where(self.page, self.section)
+        return where(self.page, self.section, self.page_label)
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,11 @@ class Citation:
     text: str
     supported: bool
     support: float = 0.0  # the check's score, 0..1
+    page_label: str | None = None
 
     @property
     def where(self) -> str:
-        return where(self.page, self.section)
+        return where(self.page, self.section, self.page_label)
 
     def to_json(self) -> dict:
         return {
@@ -48,6 +50,7 @@ class Citation:
             "document": self.document,
             "source": self.source,
             "page": self.page,
+            "page_label": self.page_label,
             "section": self.section,
             "text": self.text,
             "supported": self.supported,

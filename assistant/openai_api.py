@@ -247,6 +247,7 @@ def citations_json(answer: Answer) -> list[dict]:
                 "document": c.document,
                 "source": c.source,
                 "page": c.page,
+                "page_label": c.page_label,
                 "section": c.section,
                 "text": c.text,
                 "score": round(float(source.score), 6) if source else None,

@@ -85,6 +85,7 @@ def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
             section=h.section,
             text=h.text,
             score=h.score,
+            page_label=h.page_label,
         )
         for i, h in enumerate(hits, start=1)
     ]

@@ -55,6 +55,13 @@ class Prepared:
     chunks: list[Chunk] = field(default_factory=list)
     error: str | None = None  # set when the file could not be read or parsed
     unchanged: bool = False  # set when the same file was already ingested
+    page_labels: tuple[str, ...] = ()  # PDF: the label of each physical page, in order
+
+    def page_label(self, page: int | None) -> str | None:
+        """The label of physical page ``page`` (1-based), or None when the document has none."""
+        if page is None or not 1 <= page <= len(self.page_labels):
+            return None
+        return self.page_labels[page - 1]
 
     def embedding_texts(self) -> list[str]:
         return [embedding_text(chunk_context(self.title, c.section), c.text) for c in self.chunks]
@@ -126,6 +133,7 @@ def prepare(candidate: Candidate, chunker: Chunker, limits: ParseLimits, known: 
         parsed = parse(candidate.path, limits)
         prepared.title = parsed.title.strip() or candidate.path.stem
         prepared.pages = parsed.pages
+        prepared.page_labels = parsed.page_labels
         prepared.text, prepared.chunks = chunker.chunk(parsed.blocks)
     except DomainsmithError as exc:
         prepared.error = exc.message

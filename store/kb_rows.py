@@ -108,10 +108,10 @@ def to_document(r: sqlite3.Row) -> Document:
 
 def passage(db: Database, kb_id: int, chunk_id: str) -> dict | None:
     """The chunk ``chunk_id`` (``doc_id:n``) with its document: chunk_id, document, source, page,
-    section, text; None when there is none."""
+    page_label, section, text; None when there is none."""
     found = row(
         db,
-        """SELECT c.chunk_id, d.name, d.source, c.page, c.section, c.text
+        """SELECT c.chunk_id, d.name, d.source, c.page, c.page_label, c.section, c.text
            FROM chunks c JOIN documents d ON d.id = c.doc_id
            WHERE c.kb_id = ? AND c.chunk_id = ?""",
         [kb_id, chunk_id],
@@ -123,6 +123,7 @@ def passage(db: Database, kb_id: int, chunk_id: str) -> dict | None:
         "document": found["name"],
         "source": found["source"],
         "page": found["page"],
+        "page_label": found["page_label"],
         "section": found["section"],
         "text": found["text"],
     }
@@ -171,8 +172,8 @@ def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vecto
     labels = []
     for chunk, vector in zip(item.chunks, vectors, strict=True):
         cursor = db.execute(
-            """INSERT INTO chunks (chunk_id, kb_id, doc_id, idx, text, context, page, section, start, "end")
-               VALUES (?,?,?,?,?,?,?,?,?,?)""",
+            """INSERT INTO chunks (chunk_id, kb_id, doc_id, idx, text, context, page, section, start, "end",
+               page_label) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
             [
                 f"{doc_id}:{chunk.index}",
                 kb_id,
@@ -184,6 +185,7 @@ def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vecto
                 chunk.section_path,
                 chunk.start,
                 chunk.end,
+                item.page_label(chunk.page),
             ],
         )
         labels.append(cursor.lastrowid)

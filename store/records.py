@@ -24,12 +24,17 @@ class Block:
 
 @dataclass(frozen=True)
 class ParsedDocument:
-    """What a parser returns: a title, the blocks in reading order and the page count (PDF)."""
+    """What a parser returns: a title, the blocks in reading order and the page count (PDF).
+
+    ``page_labels`` (PDF) holds the label a reader's viewer shows for each physical page, in page
+    order ("i", "ii", "1", ...); empty when the document has none.
+    """
 
     title: str
     blocks: list[Block]
     pages: int | None = None
     kind: str = ""  # "pdf", "docx", "markdown", "html", "text"
+    page_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,13 +84,14 @@ class SearchHit:
     text: str
     start: int = 0
     end: int = 0
+    page_label: str | None = None  # the page number a reader's viewer shows (PDF page labels)
 
     @property
     def where(self) -> str:
-        return where(self.page, self.section)
+        return where(self.page, self.section, self.page_label)
 
     def to_json(self) -> dict:
-        """The ``kb search --json`` result object (a stable contract)."""
+        """The ``kb search --json`` result object (a stable contract: fields are only added)."""
         return {
             "rank": self.rank,
             "score": round(float(self.score), 6),
@@ -93,6 +99,7 @@ class SearchHit:
             "document": self.document,
             "source": self.source,
             "page": self.page,
+            "page_label": self.page_label,
             "section": self.section,
             "text": self.text,
         }
@@ -139,7 +146,16 @@ class IngestSummary:
         }
 
 
-def where(page: int | None, section: str) -> str:
+def where(page: int | None, section: str, page_label: str | None = None) -> str:
     """Where a passage sits, as every citation line and the prompt show it: "page 3, Maintenance > Seals",
-    "page 3", "Maintenance > Seals" or ""."""
-    return ", ".join(part for part in (f"page {page}" if page else "", section) if part)
+    "page 3", "Maintenance > Seals" or ""; "page 24 (PDF page 29)" when the page's label differs."""
+    return ", ".join(part for part in (page_text(page, page_label), section) if part)
+
+
+def page_text(page: int | None, page_label: str | None = None) -> str:
+    """ "page 29", "page 24 (PDF page 29)" (a printed label that is not the physical number), or ""."""
+    if not page:
+        return ""
+    if page_label and page_label != str(page):
+        return f"page {page_label} (PDF page {page})"
+    return f"page {page}"

@@ -86,6 +86,13 @@ def create_knowledge_tables(db: Database) -> None:
     db["chunks"].enable_fts(["text", "context"], fts_version="FTS5", create_triggers=True, tokenize="porter")
 
 
+@knowledge_migrations()
+def add_chunk_page_labels(db: Database) -> None:
+    """The page label a reader's viewer shows (PDF page labels: "xii", "24"); NULL when the document
+    has none, and for chunks stored before labels were read (they show the physical page)."""
+    db.execute("ALTER TABLE chunks ADD COLUMN page_label TEXT")
+
+
 @models_migrations()
 def create_models_table(db: Database) -> None:
     db.execute(

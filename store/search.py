@@ -140,6 +140,7 @@ def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Divers
                 document=r["name"],
                 source=r["source"],
                 page=r["page"],
+                page_label=r["page_label"],
                 section=r["section"],
                 text=r["text"],
                 start=r["start"],
@@ -152,7 +153,8 @@ def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Divers
 def _chunk_rows(db: Database, ids: Sequence[int]) -> list[dict]:
     return rows(
         db,
-        f"""SELECT c.id, c.chunk_id, c.doc_id, d.name, d.source, c.page, c.section, c.text, c.start, c."end"
+        f"""SELECT c.id, c.chunk_id, c.doc_id, d.name, d.source, c.page, c.page_label, c.section, c.text, c.start,
+            c."end"
             FROM chunks c JOIN documents d ON d.id = c.doc_id
             WHERE c.id IN ({",".join("?" * len(ids))})""",
         list(ids),

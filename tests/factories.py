@@ -62,6 +62,26 @@ def make_pdf(path: Path, pages: int = 3, *, title: str | None = "Turbine Manual"
     return _save_pdf(pdf, path)
 
 
+def with_page_labels(path: Path, ranges: list[tuple[int, str, str, int]] | None = None, *, raw=None) -> Path:
+    """Give the PDF at ``path`` page labels, in place: ``ranges`` of (first page index, style, prefix,
+    start) as pypdf's ``set_page_label`` takes them ("/r" roman, "/D" decimal); or ``raw``, a
+    ``/PageLabels`` number tree written as it is (to make malformed ones)."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(path))
+    last = len(writer.pages) - 1
+    ranges = ranges or []
+    for i, (first, style, prefix, start) in enumerate(ranges):
+        end = ranges[i + 1][0] - 1 if i + 1 < len(ranges) else last
+        writer.set_page_label(first, end, style=style or None, prefix=prefix or None, start=start)
+    if raw is not None:
+        writer._root_object[NameObject("/PageLabels")] = raw
+    with path.open("wb") as out:
+        writer.write(out)
+    return path
+
+
 def make_scanned_pdf(path: Path, pages: int = 2) -> Path:
     """A PDF whose pages hold only a drawn rectangle and an image: no text layer at all."""
     from PIL import Image

@@ -36,11 +36,11 @@ def sources_markdown(answer: Answer) -> str:
         return ""
     lines = ["**Sources**"]
     for c in answer.citations:
-        where = c.where
+        where = place_html(c.page, c.page_label, c.section)
         flag = "" if c.supported else " ❗ *citation not supported by this passage*"
         lines.append(
             f"<details><summary>[{c.n}] {html.escape(c.source)}"
-            f"{' — ' + html.escape(where) if where else ''}{flag}</summary>\n\n"
+            f"{' — ' + where if where else ''}{flag}</summary>\n\n"
             f"> {html.escape(c.text).replace(chr(10), chr(10) + '> ')}\n</details>"
         )
     return "\n".join(lines)
@@ -63,6 +63,19 @@ WAITING_MARK = "*⏳ "
 
 def waiting_turn(text: str) -> str:
     return f"{WAITING_MARK}{text}*"
+
+
+def place_html(page: int | None, page_label: str | None, section: str) -> str:
+    """Where a cited passage sits, for the reader: "p. 24" (the label their viewer shows, with the
+    physical "PDF page 29" on hover when it differs), then the section; HTML-escaped."""
+    parts = []
+    if page:
+        label = page_label or str(page)
+        hover = f" title='PDF page {page}'" if label != str(page) else ""
+        parts.append(f"<span{hover}>p. {html.escape(label)}</span>")
+    if section:
+        parts.append(html.escape(section))
+    return ", ".join(parts)
 
 
 def respond(

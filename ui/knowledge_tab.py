@@ -81,6 +81,13 @@ def _ingest(services: Services, kb_name: str, files: list[Path], batch, progress
         yield "\n".join(lines), documents_table(services, kb_name)
 
 
+def page_cell(page: int | None, label: str | None) -> str:
+    """The Page column: the label a reader's viewer shows, with the physical page when it differs."""
+    if not page:
+        return ""
+    return f"{label} (PDF page {page})" if label and label != str(page) else str(page)
+
+
 def formats_note(services: Services) -> str:
     """What can be added, shown before anything is uploaded."""
     s = services.settings
@@ -95,7 +102,7 @@ def formats_note(services: Services) -> str:
 
 def search(services: Services, kb_name: str, query: str, mode: str) -> list[list]:
     return [
-        [h.rank, h.source, h.page or "", h.section, h.text, round(h.score, 4)]
+        [h.rank, h.source, page_cell(h.page, h.page_label), h.section, h.text, round(h.score, 4)]
         for h in services.kb(kb_name).search(query, k=10, mode=mode)
     ]
 

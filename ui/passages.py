@@ -15,7 +15,7 @@ from store.records import where
 
 def passage_html(kb: KnowledgeBase, chunk_id: str) -> str:
     p = kb.passage(chunk_id)
-    place = where(p["page"], p["section"])
+    place = where(p["page"], p["section"], p.get("page_label"))
     title = html.escape(p["source"] + (f" ({place})" if place else ""))
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"

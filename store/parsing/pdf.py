@@ -102,7 +102,32 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
         raise EmptyDocument(NO_TEXT_LAYER, path=name)
     if failed:
         log.warning("%s: skipped unreadable pages %s", name, ", ".join(map(str, failed)))
-    return ParsedDocument(title=_title(reader, name), blocks=blocks, pages=page_count, kind="pdf")
+    return ParsedDocument(
+        title=_title(reader, name), blocks=blocks, pages=page_count, kind="pdf", page_labels=_page_labels(reader, name)
+    )
+
+
+_MAX_LABEL_CHARS = 32
+
+
+def _page_labels(reader: PdfReader, name: str) -> tuple[str, ...]:
+    """The label of each page as a reader's viewer shows it ("iii", "24", "A-3"); empty when the PDF
+    has no labels of its own, or when they are malformed (then citations use physical pages)."""
+    try:
+        if "/PageLabels" not in reader.trailer["/Root"]:
+            return ()
+        labels = [str(label).strip() for label in reader.page_labels]
+    except Exception:  # a malformed number tree: fall back to physical page numbers
+        log.warning("%s: malformed page labels, using physical page numbers", name)
+        return ()
+    if len(labels) != len(reader.pages):
+        log.warning("%s: page labels do not match the pages, using physical page numbers", name)
+        return ()
+    # A page without a label of its own (or with an absurd one) keeps its physical number.
+    labels = [label if label and len(label) <= _MAX_LABEL_CHARS else str(i) for i, label in enumerate(labels, 1)]
+    if all(label == str(i) for i, label in enumerate(labels, start=1)):
+        return ()
+    return tuple(labels)
 
 
 def _decrypt(reader: PdfReader, name: str) -> None:

@@ -137,6 +137,7 @@ def test_a_completion_carries_content_citations_annotations_and_abstained():
         "document": "turbine.pdf",
         "source": "manuals/turbine.pdf",
         "page": 2,
+        "page_label": None,
         "section": "",
         "text": "Oil above 85 C trips the alarm.",
         "score": 0.5,

@@ -27,6 +27,7 @@ def test_open_db_applies_every_migration_under_its_recorded_name(tmp_path):
         # On-disk format: databases written before must see these as already applied.
         assert applied == {
             ("domainsmith", "create_knowledge_tables"),
+            ("domainsmith", "add_chunk_page_labels"),
             ("domainsmith-models", "create_models_table"),
             ("domainsmith-sessions", "create_session_tables"),
         }

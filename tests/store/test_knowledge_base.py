@@ -91,6 +91,7 @@ def test_a_passage_is_read_by_its_chunk_id_with_its_document(open_kb, corpus):
         "document": "turbine.pdf",
         "source": "turbine.pdf",
         "page": 2,
+        "page_label": None,
         "section": hit.section,
         "text": hit.text,
     }

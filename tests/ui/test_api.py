@@ -97,7 +97,18 @@ def answers(app):
 
 def check_citations(content: str, citations: list[dict], annotations: list[dict]) -> None:
     assert any(c["source"] == "turbine.pdf" and c["page"] == 2 and c["supported"] for c in citations), citations
-    assert set(citations[0]) == {"n", "chunk_id", "document", "source", "page", "section", "text", "score", "supported"}
+    assert set(citations[0]) == {
+        "n",
+        "chunk_id",
+        "document",
+        "source",
+        "page",
+        "page_label",
+        "section",
+        "text",
+        "score",
+        "supported",
+    }
     assert annotations, content
     chunk_ids = {c["chunk_id"] for c in citations}
     for annotation in annotations:

@@ -67,7 +67,17 @@ def test_kb_commands_end_to_end(docs, cli):
         payload = json.loads(result.stdout)
         assert payload["query"] == f.page_sentence(2)
         first = payload["results"][0]
-        assert set(first) == {"rank", "score", "chunk_id", "document", "source", "page", "section", "text"}
+        assert set(first) == {
+            "rank",
+            "score",
+            "chunk_id",
+            "document",
+            "source",
+            "page",
+            "page_label",
+            "section",
+            "text",
+        }
         assert (first["rank"], first["document"], first["source"], first["page"]) == (
             1,
             "turbine.pdf",

@@ -87,7 +87,7 @@ def test_question_streams_an_answer_citing_the_document_and_page(page, files):
     page.locator("#ds-ask").click()
     sources = page.locator("#ds-sources")
     expect(sources).to_contain_text("turbine.pdf", timeout=180_000)
-    expect(sources).to_contain_text("page 2")
+    expect(sources).to_contain_text("p. 2")
     assert page.evaluate("() => window.dsReplies.size") >= 3, "the answer arrived in one piece, not streamed"
     reply = page.locator('#ds-chatbot [data-testid="bot"]').last.inner_text()
     assert re.search(r"\[\d\]", reply), reply

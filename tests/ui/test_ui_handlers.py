@@ -27,7 +27,7 @@ def test_upload_search_remove(services, tmp_path):
     assert "1 added" in status and "broken.pdf" in status and "❌" in status
     assert [row[1] for row in table] == ["turbine.pdf"]
     hits = knowledge_tab.search(services, "default", f.page_sentence(2), "hybrid")
-    assert hits[0][1] == "turbine.pdf" and hits[0][2] == 2
+    assert hits[0][1] == "turbine.pdf" and hits[0][2] == "2"
     message, table = knowledge_tab.remove(services, "default", table[0][0])
     assert "Removed turbine.pdf" in message and table == []
 
@@ -42,7 +42,7 @@ def test_chat_streams_then_shows_sources_and_persists(services, tmp_path):
     assert len(updates) >= 3, "the answer is streamed"
     history, sources, session_id = updates[-1]
     assert history[-2] == {"role": "user", "content": "What trips the journal bearing alarm?"}
-    assert "turbine.pdf" in sources and "page 2" in sources and "<details>" in sources
+    assert "turbine.pdf" in sources and "p. 2" in sources and "<details>" in sources
     choices = chat_tab.session_choices(services)
     assert choices[0][1] == session_id
     reopened, _, sid = chat_tab.reopen(services, session_id)
