@@ -62,6 +62,18 @@ def make_pdf(path: Path, pages: int = 3, *, title: str | None = "Turbine Manual"
     return _save_pdf(pdf, path)
 
 
+def make_pdf_lines(path: Path, pages: list[list[str]]) -> Path:
+    """A text PDF with exactly these lines on each page (a line per cell: hyphenation and headers as given)."""
+    pdf = FPDF()
+    pdf.set_auto_page_break(auto=False)
+    pdf.set_font("Helvetica", size=11)
+    for lines in pages:
+        pdf.add_page()
+        for line in lines:
+            pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    return _save_pdf(pdf, path)
+
+
 def with_page_labels(path: Path, ranges: list[tuple[int, str, str, int]] | None = None, *, raw=None) -> Path:
     """Give the PDF at ``path`` page labels, in place: ``ranges`` of (first page index, style, prefix,
     start) as pypdf's ``set_page_label`` takes them ("/r" roman, "/D" decimal); or ``raw``, a

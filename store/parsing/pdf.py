@@ -1,13 +1,16 @@
 """PDF: the text layer page by page (pypdf), one block per paragraph, the page as the anchor.
 
 Sections come from the PDF outline (bookmarks) when it has one; that is cheap and reliable,
-unlike guessing headings from font sizes. A PDF without any text layer is refused with a
-message that says so: OCR is not supported.
+unlike guessing headings from font sizes. Page labels (what a reader's viewer shows: "xii",
+"24") are kept beside the physical pages. Running headers and footers are dropped and words
+hyphenated at line ends rejoined, with the whole document's lines (``store.parsing.pdf_text``).
+A PDF without any text layer is refused with a message that says so: OCR is not supported.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +26,7 @@ from store.errors import (
     EncryptedDocument,
     FileTooLarge,
 )
+from store.parsing import pdf_text
 from store.parsing.text import normalise_space
 from store.records import Block, ParsedDocument
 
@@ -83,9 +87,8 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
     if page_count > limits.max_pages:
         raise FileTooLarge(f"the PDF has {page_count} pages, over the {limits.max_pages}-page limit", path=name)
     outline = _outline(reader, name)
-    blocks: list[Block] = []
     failed: list[int] = []
-    cursor = _SectionCursor(outline)
+    pages: list[list[str]] = []
     for index in range(page_count):
         try:
             with _reading(name, f"reading page {index + 1}"):
@@ -95,16 +98,24 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
             log.debug("%s", exc)
             failed.append(index + 1)
             text = ""
-        blocks.extend(cursor.blocks_for_page(index, paragraphs(text)))
+        pages.append(page_lines(text))
+    labels = _page_labels(reader, name)
+    # Running headers and footers go; what the outline calls a heading stays.
+    running = pdf_text.running_lines(pages, labels, keep={section[-1].casefold() for _, section in outline})
+    words = pdf_text.vocabulary(pages)
+    blocks: list[Block] = []
+    cursor = _SectionCursor(outline)
+    for index, lines in enumerate(pages):
+        label = labels[index] if labels else None
+        kept = pdf_text.drop_running(lines, index + 1, label, running)
+        blocks.extend(cursor.blocks_for_page(index, paragraphs_of(kept, words)))
     if not blocks:
         if failed:
             raise CorruptDocument(f"the PDF is damaged: none of its {page_count} pages could be read", path=name)
         raise EmptyDocument(NO_TEXT_LAYER, path=name)
     if failed:
         log.warning("%s: skipped unreadable pages %s", name, ", ".join(map(str, failed)))
-    return ParsedDocument(
-        title=_title(reader, name), blocks=blocks, pages=page_count, kind="pdf", page_labels=_page_labels(reader, name)
-    )
+    return ParsedDocument(title=_title(reader, name), blocks=blocks, pages=page_count, kind="pdf", page_labels=labels)
 
 
 _MAX_LABEL_CHARS = 32
@@ -152,36 +163,50 @@ def _decrypt(reader: PdfReader, name: str) -> None:
         )
 
 
+def page_lines(page_text: str) -> list[str]:
+    """One page's extracted text as lines, cleaned (ligatures, odd characters, spaces); blank lines
+    stay (as "") because they end paragraphs."""
+    return [normalise_space(raw) for raw in page_text.translate(_CLEANUP).splitlines()]
+
+
 def paragraphs(page_text: str) -> list[str]:
-    """Group the lines of one page's extracted text into paragraphs.
+    """Group the lines of one page's extracted text into paragraphs (see ``paragraphs_of``)."""
+    lines = page_lines(page_text)
+    return paragraphs_of(lines, pdf_text.vocabulary([lines]))
+
+
+def paragraphs_of(lines: list[str], words: Counter[str]) -> list[str]:
+    """Group one page's lines into paragraphs; ``words`` is the document's vocabulary (hyphenation).
 
     pypdf emits one line per text line and rarely a blank line between paragraphs, so a line
-    clearly shorter than the page's full line width also ends a paragraph (last lines of
-    paragraphs, headings, list items are short; lines inside a paragraph run to the margin).
+    clearly shorter than the page's full line width ends a paragraph (last lines of paragraphs,
+    headings, list items are short; lines inside a paragraph run to the margin).
     """
-    lines = [normalise_space(line) for line in page_text.translate(_CLEANUP).splitlines()]
     full = max((len(line) for line in lines), default=0)
     short = 0.7 * full if full >= 40 else 0
     result: list[str] = []
     current: list[str] = []
     for line in lines:
         if not line:
-            _flush(current, result)
+            _flush(current, result, words)
             continue
         current.append(line)
-        if len(line) < short and (line.endswith(_SENTENCE_END) or len(current) == 1):
-            _flush(current, result)
-    _flush(current, result)
+        split_word = line.endswith("-") and line[-2:-1].isalpha()
+        if len(line) < short and not split_word and (line.endswith(_SENTENCE_END) or len(current) == 1):
+            _flush(current, result, words)
+    _flush(current, result, words)
     return result
 
 
-def _flush(lines: list[str], into: list[str]) -> None:
+def _flush(lines: list[str], into: list[str], words: Counter[str]) -> None:
     if not lines:
         return
     text = lines[0]
     for line in lines[1:]:
-        # "well-" + "known": keep the hyphen, add no space.
-        text += line if text.endswith("-") and text[-2:-1].isalpha() else " " + line
+        if text.endswith("-") and text[-2:-1].isalpha():  # a word split at the line end, or a compound
+            text = (text if pdf_text.keeps_hyphen(text[:-1], line, words) else text[:-1]) + line
+        else:
+            text += " " + line
     into.append(text)
     lines.clear()
 
