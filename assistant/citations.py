@@ -99,6 +99,7 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
             source=by_n[n].source,
             page=by_n[n].page,
             page_label=by_n[n].page_label,
+            ocr=by_n[n].ocr,
             section=by_n[n].section,
             text=by_n[n].text,
             supported=best[n] >= threshold,

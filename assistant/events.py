@@ -20,6 +20,7 @@ class Source:
     text: str
     score: float = 0.0
     page_label: str | None = None  # the page number a reader's viewer shows (PDF page labels)
+    ocr: bool = False  # the passage was read by OCR from a scanned page
 
     @property
     def where(self) -> str:
@@ -39,6 +40,7 @@ class Citation:
     supported: bool
     support: float = 0.0  # the check's score, 0..1
     page_label: str | None = None
+    ocr: bool = False
 
     @property
     def where(self) -> str:
@@ -54,6 +56,7 @@ class Citation:
             "section": self.section,
             "text": self.text,
             "supported": self.supported,
+            "ocr": self.ocr,
         }
 
 

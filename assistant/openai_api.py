@@ -252,6 +252,7 @@ def citations_json(answer: Answer) -> list[dict]:
                 "text": c.text,
                 "score": round(float(source.score), 6) if source else None,
                 "supported": c.supported,
+                "ocr": c.ocr,
             }
         )
     return records

@@ -86,6 +86,7 @@ def sources_from(hits: Sequence[SearchHit]) -> list[Source]:
             text=h.text,
             score=h.score,
             page_label=h.page_label,
+            ocr=h.ocr,
         )
         for i, h in enumerate(hits, start=1)
     ]

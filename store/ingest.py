@@ -56,6 +56,8 @@ class Prepared:
     error: str | None = None  # set when the file could not be read or parsed
     unchanged: bool = False  # set when the same file was already ingested
     page_labels: tuple[str, ...] = ()  # PDF: the label of each physical page, in order
+    ocr_pages: tuple[int, ...] = ()  # PDF: the pages whose text OCR read
+    notes: tuple[str, ...] = ()  # from the parser, for the reader ("OCR read pages 2 and 3")
 
     def page_label(self, page: int | None) -> str | None:
         """The label of physical page ``page`` (1-based), or None when the document has none."""
@@ -134,6 +136,8 @@ def prepare(candidate: Candidate, chunker: Chunker, limits: ParseLimits, known: 
         prepared.title = parsed.title.strip() or candidate.path.stem
         prepared.pages = parsed.pages
         prepared.page_labels = parsed.page_labels
+        prepared.ocr_pages = parsed.ocr_pages
+        prepared.notes = parsed.notes
         prepared.text, prepared.chunks = chunker.chunk(parsed.blocks)
     except DomainsmithError as exc:
         prepared.error = exc.message

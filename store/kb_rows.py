@@ -108,10 +108,10 @@ def to_document(r: sqlite3.Row) -> Document:
 
 def passage(db: Database, kb_id: int, chunk_id: str) -> dict | None:
     """The chunk ``chunk_id`` (``doc_id:n``) with its document: chunk_id, document, source, page,
-    page_label, section, text; None when there is none."""
+    page_label, section, text, ocr; None when there is none."""
     found = row(
         db,
-        """SELECT c.chunk_id, d.name, d.source, c.page, c.page_label, c.section, c.text
+        """SELECT c.chunk_id, d.name, d.source, c.page, c.page_label, c.section, c.text, c.ocr
            FROM chunks c JOIN documents d ON d.id = c.doc_id
            WHERE c.kb_id = ? AND c.chunk_id = ?""",
         [kb_id, chunk_id],
@@ -126,6 +126,7 @@ def passage(db: Database, kb_id: int, chunk_id: str) -> dict | None:
         "page_label": found["page_label"],
         "section": found["section"],
         "text": found["text"],
+        "ocr": bool(found["ocr"]),
     }
 
 
@@ -173,7 +174,7 @@ def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vecto
     for chunk, vector in zip(item.chunks, vectors, strict=True):
         cursor = db.execute(
             """INSERT INTO chunks (chunk_id, kb_id, doc_id, idx, text, context, page, section, start, "end",
-               page_label) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+               page_label, ocr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
             [
                 f"{doc_id}:{chunk.index}",
                 kb_id,
@@ -186,6 +187,7 @@ def insert_document(db: Database, kb_id: int, doc_id: str, item: Prepared, vecto
                 chunk.start,
                 chunk.end,
                 item.page_label(chunk.page),
+                int(chunk.page in item.ocr_pages),
             ],
         )
         labels.append(cursor.lastrowid)

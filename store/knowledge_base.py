@@ -245,7 +245,14 @@ class KnowledgeBase:
         status = "replaced" if replaced else "added"
         (summary.replaced if replaced else summary.added).append(candidate.source)
         summary.chunks_added += len(labels)
-        return IngestEvent(status, path=str(candidate.path), source=candidate.source, doc_id=doc_id, chunks=len(labels))
+        return IngestEvent(
+            status,
+            path=str(candidate.path),
+            source=candidate.source,
+            doc_id=doc_id,
+            chunks=len(labels),
+            notes=item.notes,
+        )
 
     # -- removing and reindexing -----------------------------------------------------------
 

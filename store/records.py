@@ -27,7 +27,8 @@ class ParsedDocument:
     """What a parser returns: a title, the blocks in reading order and the page count (PDF).
 
     ``page_labels`` (PDF) holds the label a reader's viewer shows for each physical page, in page
-    order ("i", "ii", "1", ...); empty when the document has none.
+    order ("i", "ii", "1", ...); empty when the document has none. ``ocr_pages`` are the pages
+    whose text came from OCR.
     """
 
     title: str
@@ -35,6 +36,8 @@ class ParsedDocument:
     pages: int | None = None
     kind: str = ""  # "pdf", "docx", "markdown", "html", "text"
     page_labels: tuple[str, ...] = ()
+    ocr_pages: tuple[int, ...] = ()  # PDF pages whose text OCR read (1-based)
+    notes: tuple[str, ...] = ()  # what the reader should know ("OCR read pages 2 and 3")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class SearchHit:
     start: int = 0
     end: int = 0
     page_label: str | None = None  # the page number a reader's viewer shows (PDF page labels)
+    ocr: bool = False  # the text was read by OCR from a scanned page
 
     @property
     def where(self) -> str:
@@ -102,6 +106,7 @@ class SearchHit:
             "page_label": self.page_label,
             "section": self.section,
             "text": self.text,
+            "ocr": self.ocr,
         }
 
 
@@ -122,6 +127,7 @@ class IngestEvent:
     done: int = 0
     total: int = 0
     summary: IngestSummary | None = None
+    notes: tuple[str, ...] = ()  # an added document: what the reader should know ("OCR read page 2")
 
 
 @dataclass

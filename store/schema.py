@@ -93,6 +93,12 @@ def add_chunk_page_labels(db: Database) -> None:
     db.execute("ALTER TABLE chunks ADD COLUMN page_label TEXT")
 
 
+@knowledge_migrations()
+def add_chunk_ocr(db: Database) -> None:
+    """1 when the chunk's text was read by OCR from a scanned page (a citation says so)."""
+    db.execute("ALTER TABLE chunks ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
+
+
 @models_migrations()
 def create_models_table(db: Database) -> None:
     db.execute(

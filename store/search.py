@@ -141,6 +141,7 @@ def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Divers
                 source=r["source"],
                 page=r["page"],
                 page_label=r["page_label"],
+                ocr=bool(r["ocr"]),
                 section=r["section"],
                 text=r["text"],
                 start=r["start"],
@@ -154,7 +155,7 @@ def _chunk_rows(db: Database, ids: Sequence[int]) -> list[dict]:
     return rows(
         db,
         f"""SELECT c.id, c.chunk_id, c.doc_id, d.name, d.source, c.page, c.page_label, c.section, c.text, c.start,
-            c."end"
+            c."end", c.ocr
             FROM chunks c JOIN documents d ON d.id = c.doc_id
             WHERE c.id IN ({",".join("?" * len(ids))})""",
         list(ids),

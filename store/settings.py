@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -57,6 +58,10 @@ class Settings:
     # Limits on input files.
     max_file_mb: float = _setting(200.0, "files over this many megabytes are refused")
     max_pdf_pages: int = _setting(20_000, "PDFs with more pages are refused")
+    # OCR of scanned PDF pages (store/parsing/ocr.py: pypdfium2 renders, Tesseract reads).
+    ocr: str = _setting("auto", "scanned PDF pages: auto (pages without a text layer), off, or always (every page)")
+    ocr_languages: str = _setting("eng", "Tesseract languages, joined by '+' (eng+deu); each needs tesseract-ocr-LANG")
+    ocr_page_seconds: float = _setting(60.0, "OCR stops on a page after this many seconds (the page is left unread)")
     # Vector index (hnswlib).
     hnsw_m: int = _setting(16, "vector index: links per node")
     hnsw_ef_construction: int = _setting(200, "vector index: candidates considered while building")
@@ -118,7 +123,13 @@ class Settings:
 
     @property
     def parse_limits(self) -> ParseLimits:
-        return ParseLimits(max_file_bytes=int(self.max_file_mb * 1024 * 1024), max_pages=self.max_pdf_pages)
+        return ParseLimits(
+            max_file_bytes=int(self.max_file_mb * 1024 * 1024),
+            max_pages=self.max_pdf_pages,
+            ocr=self.ocr,
+            ocr_languages=self.ocr_languages,
+            ocr_page_seconds=self.ocr_page_seconds,
+        )
 
     def ensure_home(self) -> Path:
         for folder in (self.home, self.index_dir, self.uploads_dir):
@@ -182,6 +193,15 @@ class Settings:
             raise ConfigError(f"neighbour_tokens must be 0 (off) or more (got {self.neighbour_tokens})")
         if self.max_file_mb <= 0:
             raise ConfigError("max_file_mb must be positive")
+        from store.parsing.ocr import MODES
+
+        if self.ocr not in MODES:
+            raise ConfigError(f"ocr must be one of {', '.join(MODES)} (got {self.ocr!r})")
+        if not re.fullmatch(r"[a-z_]+(\+[a-z_]+)*", self.ocr_languages) or self.ocr_page_seconds <= 0:
+            raise ConfigError(
+                f"ocr_languages must be Tesseract language codes joined by '+', such as eng+deu "
+                f"(got {self.ocr_languages!r}), and ocr_page_seconds positive"
+            )
         if self.chat_context < 512:
             raise ConfigError(f"chat_context must be at least 512 tokens (got {self.chat_context})")
         if self.remote_url is not None and not self.remote_url.startswith(("http://", "https://")):

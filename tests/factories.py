@@ -94,6 +94,36 @@ def with_page_labels(path: Path, ranges: list[tuple[int, str, str, int]] | None 
     return path
 
 
+def make_scan_of(pdf_path: Path, out: Path, *, pages: list[int] | None = None, dpi: int = 150) -> Path:
+    """``pdf_path`` "printed and scanned": the chosen pages (1-based; default all) become images with
+    no text layer, the others keep theirs (a mixed PDF). Rendered with pypdfium2, rebuilt with pypdf."""
+    import io
+
+    import pypdfium2
+    from PIL import Image
+    from pypdf import PdfReader, PdfWriter
+
+    source = pypdfium2.PdfDocument(str(pdf_path))
+    original = PdfReader(pdf_path)
+    writer = PdfWriter()
+    for index in range(len(source)):
+        if pages is not None and index + 1 not in pages:
+            writer.add_page(original.pages[index])
+            continue
+        page = source[index]
+        width, height = page.get_size()
+        image: Image.Image = page.render(scale=dpi / 72, grayscale=True).to_pil()
+        page.close()
+        scanned = io.BytesIO()
+        image.save(scanned, format="PDF", resolution=dpi)
+        writer.add_page(PdfReader(scanned).pages[0])
+        writer.pages[-1].scale_to(width, height)
+    source.close()
+    with out.open("wb") as handle:
+        writer.write(handle)
+    return out
+
+
 def make_scanned_pdf(path: Path, pages: int = 2) -> Path:
     """A PDF whose pages hold only a drawn rectangle and an image: no text layer at all."""
     from PIL import Image

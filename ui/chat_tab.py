@@ -37,7 +37,9 @@ def sources_markdown(answer: Answer) -> str:
     lines = ["**Sources**"]
     for c in answer.citations:
         where = place_html(c.page, c.page_label, c.section)
-        flag = "" if c.supported else " ❗ *citation not supported by this passage*"
+        flag = (" · *read by OCR*" if c.ocr else "") + (
+            "" if c.supported else " ❗ *citation not supported by this passage*"
+        )
         lines.append(
             f"<details><summary>[{c.n}] {html.escape(c.source)}"
             f"{' — ' + where if where else ''}{flag}</summary>\n\n"

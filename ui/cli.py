@@ -124,6 +124,8 @@ def cmd_kb_add(services: Services, args: argparse.Namespace) -> int:
             bar.refresh()
             if event.status == "failed":
                 bar.write(f"failed: {event.source}: {event.reason}", file=sys.stderr)
+            elif event.notes:
+                bar.write(f"{event.status}: {event.source}: {'; '.join(event.notes)}", file=sys.stderr)
     assert summary is not None
     if args.json:
         print(json.dumps({"kb": kb.name, **summary.to_json()}, indent=2))

@@ -74,7 +74,8 @@ def _ingest(services: Services, kb_name: str, files: list[Path], batch, progress
                 f"{len(s.unchanged)} unchanged, {len(s.skipped)} skipped, {len(s.failed)} failed.",
             )
         elif event.status in ("added", "replaced"):
-            lines.append(f"- ✅ {event.source}: {event.status}, {event.chunks} chunks")
+            notes = f" ({'; '.join(event.notes)})" if event.notes else ""
+            lines.append(f"- ✅ {event.source}: {event.status}, {event.chunks} chunks{notes}")
         else:
             icon = "❌" if event.status == "failed" else "➖"
             lines.append(f"- {icon} {event.source}: {event.status}: {event.reason}")
@@ -93,7 +94,7 @@ def formats_note(services: Services) -> str:
     s = services.settings
     suffixes = ", ".join(SUPPORTED_SUFFIXES)
     return (
-        f"**What you can add:** PDF (with a text layer), Word (.docx), Markdown, HTML and plain text "
+        f"**What you can add:** PDF (scanned pages are read by OCR), Word (.docx), Markdown, HTML and plain text "
         f"({suffixes}), one file, many, or a whole folder. Up to {s.max_file_mb:g} MB per file"
         f" and {s.max_pdf_pages:,} pages per PDF. You can ask in Chat as soon as you press *Add*: "
         "the answer waits for the documents to finish indexing."

@@ -39,6 +39,11 @@ class ParseLimits:
     max_unpacked_bytes: int = 512 * 1024 * 1024  # DOCX (zip) total uncompressed size
     max_compression_ratio: float = 200.0  # DOCX members: uncompressed / compressed
     max_html_depth: int = 2_000
+    # OCR of PDF pages without a usable text layer (store.parsing.ocr): "auto", "off" or "always".
+    ocr: str = "auto"
+    ocr_languages: str = "eng"  # Tesseract's language codes, joined by "+": "eng+deu"
+    ocr_page_seconds: float = 60.0
+    ocr_dpi: int = 300
 
 
 def is_supported(path: Path) -> bool:

@@ -26,7 +26,7 @@ from store.errors import (
     EncryptedDocument,
     FileTooLarge,
 )
-from store.parsing import pdf_text
+from store.parsing import ocr, pdf_text
 from store.parsing.text import normalise_space
 from store.records import Block, ParsedDocument
 
@@ -41,8 +41,13 @@ except ImportError:  # pragma: no cover - older pypdf
     LimitReachedError = ()  # type: ignore[assignment,misc]
 
 NO_TEXT_LAYER = (
-    "this PDF has no text layer (is it a scanned document?); OCR is not supported, so there is no text to index"
+    "this PDF has no text layer (is it a scanned document?) and OCR is off (the ocr setting), "
+    "so there is no text to index"
 )
+NOTHING_READ = (
+    "this PDF has no text layer and OCR read no text on its pages (are they blank, or pictures without words?)"
+)
+MIN_TEXT_CHARS = 16  # a page with less text than this (and an image) is read by OCR in "auto" mode
 _MAX_OUTLINE_ENTRIES = 10_000
 _SENTENCE_END = tuple('.!?:;"\u201d)')
 # Typographic ligatures split back into letters (so "ﬁle" matches "file" in search), soft
@@ -88,7 +93,7 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
         raise FileTooLarge(f"the PDF has {page_count} pages, over the {limits.max_pages}-page limit", path=name)
     outline = _outline(reader, name)
     failed: list[int] = []
-    pages: list[list[str]] = []
+    texts: list[str] = []
     for index in range(page_count):
         try:
             with _reading(name, f"reading page {index + 1}"):
@@ -98,7 +103,9 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
             log.debug("%s", exc)
             failed.append(index + 1)
             text = ""
-        pages.append(page_lines(text))
+        texts.append(text)
+    read_by_ocr, unread, ocr_problem = _ocr(path, reader, texts, limits)
+    pages = [page_lines(text) for text in texts]
     labels = _page_labels(reader, name)
     # Running headers and footers go; what the outline calls a heading stays.
     running = pdf_text.running_lines(pages, labels, keep={section[-1].casefold() for _, section in outline})
@@ -112,10 +119,87 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
     if not blocks:
         if failed:
             raise CorruptDocument(f"the PDF is damaged: none of its {page_count} pages could be read", path=name)
-        raise EmptyDocument(NO_TEXT_LAYER, path=name)
+        raise EmptyDocument(NOTHING_READ if read_by_ocr or unread else NO_TEXT_LAYER, path=name)
     if failed:
         log.warning("%s: skipped unreadable pages %s", name, ", ".join(map(str, failed)))
-    return ParsedDocument(title=_title(reader, name), blocks=blocks, pages=page_count, kind="pdf", page_labels=labels)
+    notes = []
+    if read_by_ocr:
+        notes.append(f"OCR read {_pages(read_by_ocr)}")
+    if unread:
+        unread_pages = _pages(unread)
+        notes.append(f"{unread_pages} not read: {ocr_problem}" if ocr_problem else f"no text found on {unread_pages}")
+    return ParsedDocument(
+        title=_title(reader, name),
+        blocks=blocks,
+        pages=page_count,
+        kind="pdf",
+        page_labels=labels,
+        ocr_pages=tuple(read_by_ocr),
+        notes=tuple(notes),
+    )
+
+
+def _pages(numbers: list[int], shown: int = 8) -> str:
+    """ "page 3", "pages 2, 5 and 9", "pages 1, 2, 3, ... (40 pages)"."""
+    if len(numbers) == 1:
+        return f"page {numbers[0]}"
+    if len(numbers) > shown:
+        return f"pages {', '.join(map(str, numbers[:shown]))}, ... ({len(numbers)} pages)"
+    return f"pages {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+
+
+def _ocr(
+    path: Path, reader: PdfReader, texts: list[str], limits: ParseLimits
+) -> tuple[list[int], list[int], str | None]:
+    """Read pages without a usable text layer (every page when ``ocr`` is "always") with OCR, in
+    place in ``texts``; returns (pages read, pages left unread, 1-based; why, when OCR could not run).
+
+    In "auto" mode a missing Tesseract costs only the scanned pages (with a warning), unless no
+    page has text at all: then the PDF is refused with how to install it.
+    """
+    if limits.ocr == "off":
+        return [], [], None
+    wanted = [
+        i
+        for i, text in enumerate(texts)
+        if limits.ocr == "always" or (len(text.strip()) < MIN_TEXT_CHARS and _has_images(reader, i))
+    ]
+    if not wanted:
+        return [], [], None
+    read: list[int] = []
+    unread: list[int] = []
+    try:
+        with ocr.page_reader(path, limits.ocr_languages, limits.ocr_dpi, limits.ocr_page_seconds) as read_page:
+            for index in wanted:
+                try:
+                    text = read_page(index)
+                except Exception as exc:  # a page pdfium cannot render costs that page only
+                    log.warning("%s: OCR could not read page %d (%s)", path.name, index + 1, exc)
+                    text = None
+                if text and text.strip():
+                    texts[index] = text
+                    read.append(index + 1)
+                else:
+                    unread.append(index + 1)
+    except ocr.OcrUnavailable as exc:
+        if limits.ocr == "always" or not any(len(t.strip()) >= MIN_TEXT_CHARS for t in texts):
+            raise EmptyDocument(f"this PDF has pages without a text layer, and {exc.message}", path=path.name) from exc
+        log.warning("%s: pages %s not read: %s", path.name, ", ".join(str(i + 1) for i in wanted), exc.message)
+        return [], [i + 1 for i in wanted], exc.message
+    except Exception as exc:  # pdfium refuses the file (say, a password): the text layer is all there is
+        log.warning("%s: OCR could not open the file (%s)", path.name, exc)
+        return [], [i + 1 for i in wanted], f"OCR could not open the file ({exc})"
+    return read, unread, None
+
+
+def _has_images(reader: PdfReader, index: int) -> bool:
+    """Whether page ``index`` draws images (a scan does; a blank page has nothing for OCR to read)."""
+    try:
+        resources = reader.pages[index].get("/Resources")
+        xobjects = resources.get_object().get("/XObject") if resources is not None else None
+        return bool(xobjects.get_object()) if xobjects is not None else False
+    except Exception:  # unreadable resources: let OCR look
+        return True
 
 
 _MAX_LABEL_CHARS = 32

@@ -142,6 +142,7 @@ def test_a_completion_carries_content_citations_annotations_and_abstained():
         "text": "Oil above 85 C trips the alarm.",
         "score": 0.5,
         "supported": True,
+        "ocr": False,
     }
     assert len(message["annotations"]) == 3
 

@@ -28,6 +28,7 @@ def test_open_db_applies_every_migration_under_its_recorded_name(tmp_path):
         assert applied == {
             ("domainsmith", "create_knowledge_tables"),
             ("domainsmith", "add_chunk_page_labels"),
+            ("domainsmith", "add_chunk_ocr"),
             ("domainsmith-models", "create_models_table"),
             ("domainsmith-sessions", "create_session_tables"),
         }

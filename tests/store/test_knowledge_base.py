@@ -94,6 +94,7 @@ def test_a_passage_is_read_by_its_chunk_id_with_its_document(open_kb, corpus):
         "page_label": None,
         "section": hit.section,
         "text": hit.text,
+        "ocr": False,
     }
     other = open_kb("other")
     with pytest.raises(DocumentNotFound, match="'other'"):  # a chunk id reads only in its own knowledge base

@@ -108,6 +108,7 @@ def check_citations(content: str, citations: list[dict], annotations: list[dict]
         "text",
         "score",
         "supported",
+        "ocr",
     }
     assert annotations, content
     chunk_ids = {c["chunk_id"] for c in citations}

@@ -77,6 +77,7 @@ def test_kb_commands_end_to_end(docs, cli):
             "page_label",
             "section",
             "text",
+            "ocr",
         }
         assert (first["rank"], first["document"], first["source"], first["page"]) == (
             1,
