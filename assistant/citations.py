@@ -7,18 +7,23 @@ often cite once at the end of a paragraph, or in a sentence of its own: "This is
 [1]."). A claim's support is the mean of the share of its key terms found in the passage and the
 embedding similarity of the two; a citation's ``support`` is its best claim's, and ``supported``
 is ``support >= threshold``.
+Then the claims (``assistant.claims``): each claim of a marker's span is compared with the union of
+the passages the marker cites ("[1, 2]" says the two together state it), and a number, unit,
+name or negation that they do not state makes every citation of that marker unsupported, however
+high its ``support``; ``unsupported_claims`` says which.
 A small model often forgets the markers: then each sentence is attributed to the source that
-supports it best, when one does.
+supports it best, when one does and its claims hold there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.claims import outside_code, unsupported_claims
 from assistant.events import Citation, Source
 from assistant.sentences import MARKER, split_sentences
 from store.terms import coverage, key_terms
@@ -67,7 +72,17 @@ def support_scores(embedder, claims: Sequence[str], passages: Sequence[str]) -> 
     return 0.5 * cosine + 0.5 * overlap
 
 
-def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.5) -> CitedAnswer:
+def cite(
+    answer: str,
+    sources: Sequence[Source],
+    embedder,
+    threshold: float = 0.5,
+    *,
+    question: str = "",
+    check_claims: bool = True,
+) -> CitedAnswer:
+    """The answer with its markers mapped and checked. ``question``: names and numbers it gives are
+    not claims; ``check_claims=False`` judges by ``support`` alone (the check before claims)."""
     by_n = {s.n: s for s in sources}
     text = drop_dangling(answer, set(by_n))
     parts = split_sentences(text)
@@ -78,20 +93,24 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
     # the repair below all read this one matrix.
     claims = list(dict.fromkeys(strip_markers(p) for p in parts))
     scores = support_scores(embedder, claims, [s.text for s in sources])
+    gaps = _claim_gaps(by_n, question, parts) if check_claims else _no_gaps
     attributed = False
     if not any(numbers for _, numbers in cited):
-        text, cited = _attribute(parts, claims, scores, sources, threshold)
+        text, cited = _attribute(parts, claims, scores, sources, threshold, gaps)
         attributed = bool(cited)
     if not cited:
         return CitedAnswer(text.strip(), [], attributed)
     column = {s.n: j for j, s in enumerate(sources)}
     if not attributed:
-        text, cited = _repair(text, parts, cited, scores, claims, sources, threshold)
+        text, cited = _repair(text, parts, cited, scores, claims, sources, threshold, gaps)
     best: dict[int, float] = {}
+    missing: dict[int, list[str]] = {}
     for span, numbers in cited:
+        found = gaps(span, numbers)
         for n in dict.fromkeys(numbers):
             score = max(float(scores[claims.index(claim), column[n]]) for claim in span)
             best[n] = max(best.get(n, 0.0), score)
+            missing[n] = list(dict.fromkeys(missing.get(n, []) + found))
     citations = [
         Citation(
             n=n,
@@ -102,19 +121,52 @@ def cite(answer: str, sources: Sequence[Source], embedder, threshold: float = 0.
             ocr=by_n[n].ocr,
             section=by_n[n].section,
             text=by_n[n].text,
-            supported=best[n] >= threshold,
+            supported=best[n] >= threshold and not missing[n],
             support=round(best[n], 4),
+            unsupported_claims=tuple(missing[n]),
         )
         for n in sorted(best)
     ]
     return CitedAnswer(text.strip(), citations, attributed)
 
 
-def _repair(text, parts, cited, scores, claims, sources, threshold):
-    """Renumber a marker whose passages support none of its claims when another offered passage does.
+Gaps = Callable[[Sequence[str], Sequence[int]], list[str]]
+
+
+def _no_gaps(span: Sequence[str], numbers: Sequence[int]) -> list[str]:
+    return []
+
+
+def _claim_gaps(by_n: dict[int, Source], question: str, parts: Sequence[str]) -> Gaps:
+    """``gaps(span, numbers)``: the claims of the span that the union of the cited passages does not
+    state (a passage with its document and section: "json.dumps" may name the page it is on).
+    Fenced code in the answer (``parts``, its sentences in order) is not checked."""
+    plain = [strip_markers(p) for p in parts]
+    prose: dict[str, str] = {}
+    for claim, text in zip(plain, outside_code(plain), strict=True):
+        prose.setdefault(claim, text)
+    memo: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+
+    def gaps(span: Sequence[str], numbers: Sequence[int]) -> list[str]:
+        cited = tuple(sorted(set(numbers)))
+        found: list[str] = []
+        for claim in span:
+            if (claim, cited) not in memo:
+                references = [f"{by_n[n].document}\n{by_n[n].section}\n{by_n[n].text}" for n in cited]
+                memo[claim, cited] = unsupported_claims(prose.get(claim, claim), references, question)
+            found += memo[claim, cited]
+        return list(dict.fromkeys(found))
+
+    return gaps
+
+
+def _repair(text, parts, cited, scores, claims, sources, threshold, gaps: Gaps = _no_gaps):
+    """Renumber a marker whose passages fail its claims when another offered passage passes them.
 
     Small models often cite the passage next to the right one; the reader then follows the number
-    to a passage that does not say it. The sentence keeps its words; only its marker changes.
+    to a passage that does not say it. A marker fails when its passages' best support is under the
+    threshold or its claims are not all stated there; the new passage must pass both. The sentence
+    keeps its words; only its marker changes.
     """
     marked = [p for p in parts if markers(p)]
     out = []
@@ -122,11 +174,15 @@ def _repair(text, parts, cited, scores, claims, sources, threshold):
         rows = [claims.index(c) for c in span]
         support = scores[rows].max(axis=0)  # best claim of the span, per offered source
         cited_best = max(support[j] for j, s in enumerate(sources) if s.n in numbers)
-        j = int(np.argmax(support))
-        if cited_best < threshold <= support[j]:
-            n = sources[j].n
-            text = text.replace(sentence, renumber(sentence, n), 1)
-            numbers = [n]
+        if cited_best < threshold or gaps(span, numbers):
+            for j in sorted(range(len(sources)), key=lambda j: -support[j]):  # stable: argmax first
+                if support[j] < threshold:
+                    break
+                if not gaps(span, [sources[j].n]):
+                    n = sources[j].n
+                    text = text.replace(sentence, renumber(sentence, n), 1)
+                    numbers = [n]
+                    break
         out.append((span, numbers))
     return text, out
 
@@ -148,17 +204,28 @@ def claim_spans(sentences: Sequence[tuple[str, list[int]]]) -> list[tuple[list[s
     return spans
 
 
-def _attribute(parts: list[str], claims: list[str], scores: np.ndarray, sources: Sequence[Source], threshold: float):
-    """Add a marker to each sentence that one source supports well enough (``scores``: claims × sources)."""
+def _attribute(
+    parts: list[str],
+    claims: list[str],
+    scores: np.ndarray,
+    sources: Sequence[Source],
+    threshold: float,
+    gaps: Gaps = _no_gaps,
+):
+    """Add a marker to each sentence that one source supports well enough (``scores``: claims × sources)
+    and whose claims that source states: the best such source, never one that contradicts its numbers."""
     cited: list[tuple[list[str], list[int]]] = []
     out = [strip_markers(p) for p in parts]
     for i, claim in enumerate(out):
         if len(key_terms(claim)) < 2:
             continue
         row = scores[claims.index(claim)]
-        j = int(np.argmax(row))
-        if row[j] >= threshold:
+        for j in sorted(range(len(sources)), key=lambda j: -row[j]):  # stable: argmax first
+            if row[j] < threshold:
+                break
             n = sources[j].n
-            cited.append(([claim], [n]))
-            out[i] = f"{claim} [{n}]"
+            if not gaps([claim], [n]):
+                cited.append(([claim], [n]))
+                out[i] = f"{claim} [{n}]"
+                break
     return " ".join(out), cited

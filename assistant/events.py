@@ -39,6 +39,9 @@ class Citation:
     text: str
     supported: bool
     support: float = 0.0  # the check's score, 0..1
+    # What the citing sentences state that the passage does not (numbers, units, names, negations):
+    # any makes the citation unsupported whatever its support (assistant.claims).
+    unsupported_claims: tuple[str, ...] = ()
     page_label: str | None = None
     ocr: bool = False
 
@@ -57,6 +60,7 @@ class Citation:
             "text": self.text,
             "supported": self.supported,
             "ocr": self.ocr,
+            "unsupported_claims": list(self.unsupported_claims),
         }
 
 

@@ -253,6 +253,7 @@ def citations_json(answer: Answer) -> list[dict]:
                 "score": round(float(source.score), 6) if source else None,
                 "supported": c.supported,
                 "ocr": c.ocr,
+                "unsupported_claims": list(c.unsupported_claims),
             }
         )
     return records

@@ -19,18 +19,36 @@ from assistant.sentences import split_sentences
 from store.terms import key_terms
 
 
-def check_reply(reply: str, question: str, sources: Sequence[Source], embedder, support_threshold: float) -> Answer:
-    """The reply cited and checked, a quoted passage, or the abstention (see the module docstring)."""
+def check_reply(
+    reply: str,
+    question: str,
+    sources: Sequence[Source],
+    embedder,
+    support_threshold: float,
+    *,
+    check_claims: bool = True,
+) -> Answer:
+    """The reply cited and checked, a quoted passage, or the abstention (see the module docstring).
+
+    ``check_claims=False``: citations judged by their support score alone, as before the claim check
+    (``bench/claim_check.py`` compares the two)."""
     if is_abstention(reply):
         reply = without_abstention(reply)
         if len(key_terms(reply)) < MIN_ANSWER_TERMS:
             return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
-    cited = cite(reply, sources, embedder, support_threshold)
+    cited = cite(reply, sources, embedder, support_threshold, question=question, check_claims=check_claims)
     if any(c.supported for c in cited.citations) and addresses(question, cited.text, embedder):
         return Answer(cited.text, False, cited.citations, list(sources))
     extract = best_sentence(question, sources, embedder)
     if extract is not None and extract.score >= support_threshold:
-        quoted = cite(f"{extract.sentence} [{extract.n}]", sources, embedder, support_threshold)
+        quoted = cite(
+            f"{extract.sentence} [{extract.n}]",
+            sources,
+            embedder,
+            support_threshold,
+            question=question,
+            check_claims=check_claims,
+        )
         return Answer(quoted.text, False, quoted.citations, list(sources), extractive=True)
     return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the answer is not supported by the sources")
 

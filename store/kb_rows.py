@@ -130,6 +130,19 @@ def passage(db: Database, kb_id: int, chunk_id: str) -> dict | None:
     }
 
 
+def passage_document(db: Database, kb_id: int, chunk_id: str) -> dict | None:
+    """What the viewer needs about the chunk ``chunk_id`` and its document: origin (the file's
+    path when added), kind, content_hash, size_bytes, the chunk's start and end in the document's
+    text, and that text; None when there is no such chunk."""
+    return row(
+        db,
+        """SELECT d.origin, d.kind, d.content_hash, d.size_bytes, d.text AS document_text, c.start, c."end"
+           FROM chunks c JOIN documents d ON d.id = c.doc_id
+           WHERE c.kb_id = ? AND c.chunk_id = ?""",
+        [kb_id, chunk_id],
+    )
+
+
 def content_hashes(db: Database, kb_id: int) -> dict[str, str]:
     """origin -> content hash of every document stored (to skip files unchanged since)."""
     return {

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from assistant import openai_api as oa
@@ -45,12 +45,12 @@ from store.errors import (
     RemoteModelError,
     RemoteTimeout,
 )
+from ui.passages import PASSAGE_PATH
 from ui.services import Services
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # a request body over 1 MiB is refused (413)
-PASSAGE_PATH = "/passage"
 
 
 @dataclass(frozen=True)
@@ -145,14 +145,51 @@ def routes(services: Services) -> list:
             check_kb(services, kb, "kb")
             page = passage_html(services.kb(kb, create=False), chunk_id)
         except Exception as exc:
-            api = as_api_error(exc)
-            return HTMLResponse(f"<p>{html.escape(api.message)}</p>", status_code=api.status)
+            return error_page(exc)
         return HTMLResponse(page)
+
+    @router.get(PASSAGE_PATH + "/{kb}/{chunk_id}/page.png")
+    def passage_page(kb: str, chunk_id: str) -> Response:
+        from store.passage_view import page_image
+
+        try:
+            check_kb(services, kb, "kb")
+            image = page_image(services.kb(kb, create=False), chunk_id)
+        except Exception as exc:
+            return error_page(exc)
+        return Response(image.png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+    @router.get(PASSAGE_PATH + "/{kb}/{chunk_id}/file")
+    def passage_file(kb: str, chunk_id: str) -> Response:
+        from store.passage_view import passage_view
+        from ui.passages import FILE_TYPES
+
+        try:
+            check_kb(services, kb, "kb")
+            view = passage_view(services.kb(kb, create=False), chunk_id)
+            if view.file is None:
+                raise DocumentNotFound(view.file_problem or "the original file is not available")
+        except Exception as exc:
+            return error_page(exc)
+        name = view.passage["document"]
+        return FileResponse(
+            view.file,
+            media_type=FILE_TYPES.get(view.kind, "application/octet-stream"),
+            headers={
+                "Content-Disposition": f"inline; filename*=UTF-8''{quote(name, safe='')}",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     return list(router.routes)
 
 
 # -- checks ------------------------------------------------------------------------------------
+
+
+def error_page(exc: Exception) -> HTMLResponse:
+    api = as_api_error(exc)
+    return HTMLResponse(f"<p>{html.escape(api.message)}</p>", status_code=api.status)
 
 
 def model_ids(services: Services) -> list[str]:

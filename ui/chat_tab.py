@@ -14,6 +14,7 @@ from store import indexing
 from store.indexing import INDEXING
 from store.model_catalogue import Progress
 from ui.gradio_errors import plain_words
+from ui.passages import passage_url
 from ui.services import Services
 
 NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
@@ -28,18 +29,21 @@ def kb_choices(services: Services) -> list[str]:
     return names or [services.settings.default_kb]
 
 
-def sources_markdown(answer: Answer) -> str:
-    """Numbered sources, each expanding to its passage; failed checks marked."""
+def sources_markdown(answer: Answer, kb: str | None = None) -> str:
+    """Numbered sources, each expanding to its passage (with a link to the passage viewer, which
+    shows a PDF's cited page highlighted, when ``kb`` is given); failed checks marked."""
     if answer.abstained:
         return f"{NOT_IN_DOCUMENTS} {html.escape(answer.reason)}"
     if not answer.citations:
         return ""
+    chunk_ids = {s.n: s.chunk_id for s in answer.sources}
     lines = ["**Sources**"]
     for c in answer.citations:
         where = place_html(c.page, c.page_label, c.section)
-        flag = (" · *read by OCR*" if c.ocr else "") + (
-            "" if c.supported else " ❗ *citation not supported by this passage*"
-        )
+        if kb and chunk_ids.get(c.n):
+            label = "open the page" if c.page else "open in context"
+            where += f" · <a href='{passage_url(kb, chunk_ids[c.n])}' target='_blank' class='ds-open'>{label} ↗</a>"
+        flag = (" · *read by OCR*" if c.ocr else "") + ("" if c.supported else f" ❗ *{unsupported_text(c)}*")
         lines.append(
             f"<details><summary>[{c.n}] {html.escape(c.source)}"
             f"{' — ' + where if where else ''}{flag}</summary>\n\n"
@@ -65,6 +69,14 @@ WAITING_MARK = "*⏳ "
 
 def waiting_turn(text: str) -> str:
     return f"{WAITING_MARK}{text}*"
+
+
+def unsupported_text(citation) -> str:
+    """Why a citation is flagged: what the sentence claims that the passage does not say, when known."""
+    if citation.unsupported_claims:
+        claims = ", ".join(f"“{html.escape(c)}”" for c in citation.unsupported_claims[:3])
+        return f"not supported: this passage does not say {claims}"
+    return "citation not supported by this passage"
 
 
 def place_html(page: int | None, page_label: str | None, section: str) -> str:
@@ -126,7 +138,7 @@ def respond(
         abstained=answer.abstained,
         citations=[c.to_json() for c in answer.citations],
     )
-    yield history, "\n\n".join(notes + [sources_markdown(answer)]), session_id
+    yield history, "\n\n".join(notes + [sources_markdown(answer, kb if use_kb else None)]), session_id
 
 
 def _stream(services, message, prior, history, notes, options: AskOptions, assembly) -> Iterator[str | Answer]:
@@ -199,7 +211,9 @@ def compare(
             elif isinstance(event, Done):
                 finished.add(side)
                 reply["content"] = event.answer.text
-                panels[side] += f"**{html.escape(event.answer.model)}**\n\n" + sources_markdown(event.answer)
+                panels[side] += f"**{html.escape(event.answer.model)}**\n\n" + sources_markdown(
+                    event.answer, kb if use_kb else None
+                )
             yield histories[0], panels[0], histories[1], panels[1]
     except Exception as exc:
         for s in {0, 1} - finished:

@@ -15,10 +15,11 @@ from store.knowledge_base import validate_name
 from store.parsing import SUPPORTED_SUFFIXES
 from store.uploads import stage_upload
 from ui.gradio_errors import errors_into, user_errors
+from ui.passages import passage_url
 from ui.services import Services
 
 DOC_COLUMNS = ["ID", "Name", "Type", "Pages", "Chunks", "Added", "Source"]
-HIT_COLUMNS = ["#", "Source", "Page", "Section", "Passage", "Score"]
+HIT_COLUMNS = ["#", "Source", "Page", "Section", "Passage", "Score", "Open"]
 
 
 def documents_table(services: Services, kb_name: str) -> list[list]:
@@ -103,7 +104,15 @@ def formats_note(services: Services) -> str:
 
 def search(services: Services, kb_name: str, query: str, mode: str) -> list[list]:
     return [
-        [h.rank, h.source, page_cell(h.page, h.page_label), h.section, h.text, round(h.score, 4)]
+        [
+            h.rank,
+            h.source,
+            page_cell(h.page, h.page_label),
+            h.section,
+            h.text,
+            round(h.score, 4),
+            f"[{'page' if h.page else 'context'} ↗]({passage_url(kb_name, h.chunk_id)})",
+        ]
         for h in services.kb(kb_name).search(query, k=10, mode=mode)
     ]
 
@@ -185,7 +194,8 @@ def build(services: Services):
         interactive=False,
         wrap=True,
         elem_id="ds-hits",
-        column_widths=["4%", "16%", "6%", "18%", "48%", "8%"],
+        datatype=["number", "str", "str", "str", "str", "number", "markdown"],
+        column_widths=["4%", "15%", "6%", "17%", "44%", "6%", "8%"],
     )
 
     @errors_into(0, 2)

@@ -84,7 +84,18 @@ def test_ask_json_contract(services, capsys):
     assert set(payload) == {"answer", "abstained", "citations"}
     assert payload["citations"], payload
     for citation in payload["citations"]:
-        assert set(citation) == {"n", "document", "source", "page", "page_label", "section", "text", "supported", "ocr"}
+        assert set(citation) == {
+            "n",
+            "document",
+            "source",
+            "page",
+            "page_label",
+            "section",
+            "text",
+            "supported",
+            "ocr",
+            "unsupported_claims",
+        }
     assert payload["citations"][0]["source"] == "turbine.pdf" and payload["citations"][0]["page"] == 1
 
 

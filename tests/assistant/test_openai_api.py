@@ -143,6 +143,7 @@ def test_a_completion_carries_content_citations_annotations_and_abstained():
         "score": 0.5,
         "supported": True,
         "ocr": False,
+        "unsupported_claims": [],
     }
     assert len(message["annotations"]) == 3
 

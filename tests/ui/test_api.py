@@ -109,6 +109,7 @@ def check_citations(content: str, citations: list[dict], annotations: list[dict]
         "score",
         "supported",
         "ocr",
+        "unsupported_claims",
     }
     assert annotations, content
     chunk_ids = {c["chunk_id"] for c in citations}

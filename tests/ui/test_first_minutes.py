@@ -96,3 +96,14 @@ def test_the_start_here_panel_shows_until_the_knowledge_base_has_documents(servi
     list(services.kb().add([f.make_markdown(tmp_path / "pump-handbook.md")]))
     assert not chat_tab.needs_documents(services, "default")
     assert chat_tab.needs_documents(services, "another")
+
+
+def test_a_citation_with_an_invented_claim_is_flagged_with_what_the_passage_does_not_say():
+    from assistant.events import Answer, Citation, Source
+
+    passage = "Prime the pump with about 2 liters of water."
+    source = Source(1, "abc123def456:0", "pump-handbook.md", "pump-handbook.md", None, "Priming", passage)
+    cited = Citation(1, "pump-handbook.md", "pump-handbook.md", None, "Priming", passage, False, 0.8, ("10 liters",))
+    shown = chat_tab.sources_markdown(Answer("Prime it with 10 liters [1].", False, [cited], [source]), "default")
+    assert "❗ *not supported: this passage does not say “10 liters”*" in shown
+    assert "/passage/default/abc123def456%3A0" in shown
