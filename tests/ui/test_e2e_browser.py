@@ -92,6 +92,19 @@ def test_question_streams_an_answer_citing_the_document_and_page(page, files):
     reply = page.locator('#ds-chatbot [data-testid="bot"]').last.inner_text()
     assert re.search(r"\[\d\]", reply), reply
 
+    # Each source links to the passage viewer: the cited PDF page as an image, the passage highlighted.
+    link = page.locator("#ds-sources a[href*='/passage/']").first
+    href = link.get_attribute("href")
+    viewer = page.context.browser.new_page()
+    try:
+        viewer.goto(page.url.rstrip("/") + href)
+        expect(viewer.locator("#ds-page")).to_be_visible()
+        viewer.wait_for_function("() => document.querySelector('#ds-page').naturalWidth > 0")
+        expect(viewer.locator("body")).to_contain_text("page 2")
+        expect(viewer.locator("#ds-original")).to_have_attribute("href", re.compile(r"/file#page=2$"))
+    finally:
+        viewer.close()
+
 
 def test_training_shows_the_loss_curve_then_the_exported_model_answers_in_chat(page, files):
     open_tab(page, "Fine-tune")
