@@ -173,6 +173,8 @@ def step_ingest(kb, folder: Path) -> dict:
         if event.status == "done":
             summary = event.summary
             continue
+        if event.status == "reading":  # OCR progress inside a file, not a file
+            continue
         counts[event.status] = counts.get(event.status, 0) + 1
         chunks += event.chunks
         if event.status in ("failed", "skipped"):

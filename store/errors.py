@@ -11,6 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
+class Cancelled(Exception):
+    """Work stopped because its caller asked (a closed ingestion): not a problem of the input."""
+
+
 class DomainsmithError(Exception):
     """Base class: a problem the user can understand and act on."""
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.chunking import Chunker
-from store.errors import DomainsmithError, FileTooLarge
-from store.parsing import SUPPORTED_SUFFIXES, ParseLimits, is_supported, kind_of, parse
+from store.errors import Cancelled, DomainsmithError, FileTooLarge
+from store.parsing import SUPPORTED_SUFFIXES, PageProgress, ParseLimits, is_supported, kind_of, parse
 from store.records import SECTION_SEPARATOR, Chunk, IngestEvent, IngestSummary
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,15 @@ def file_hash(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def prepare(candidate: Candidate, chunker: Chunker, limits: ParseLimits, known: dict[str, str]) -> Prepared:
-    """Hash, parse and chunk one file. ``known`` maps origin -> content hash already stored."""
+def prepare(
+    candidate: Candidate,
+    chunker: Chunker,
+    limits: ParseLimits,
+    known: dict[str, str],
+    on_page: PageProgress | None = None,
+) -> Prepared:
+    """Hash, parse and chunk one file. ``known`` maps origin -> content hash already stored;
+    ``on_page(done, total)`` hears about slow pages (OCR) and may raise ``Cancelled``."""
     try:
         size = candidate.path.stat().st_size
         if size > limits.max_file_bytes:
@@ -132,13 +139,15 @@ def prepare(candidate: Candidate, chunker: Chunker, limits: ParseLimits, known: 
         prepared.unchanged = True
         return prepared
     try:
-        parsed = parse(candidate.path, limits)
+        parsed = parse(candidate.path, limits, on_page)
         prepared.title = parsed.title.strip() or candidate.path.stem
         prepared.pages = parsed.pages
         prepared.page_labels = parsed.page_labels
         prepared.ocr_pages = parsed.ocr_pages
         prepared.notes = parsed.notes
         prepared.text, prepared.chunks = chunker.chunk(parsed.blocks)
+    except Cancelled:
+        raise
     except DomainsmithError as exc:
         prepared.error = exc.message
     except (RecursionError, MemoryError) as exc:
@@ -181,10 +190,21 @@ def settle(item: Prepared, summary: IngestSummary, doc_id: str, done: int, total
 _DONE = object()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Progress inside one file whose pages are slow to read (OCR): ``done`` of ``total`` pages."""
+
+    candidate: Candidate
+    done: int
+    total: int
+
+
 def prepare_in_background(
     candidates: list[Candidate], chunker: Chunker, limits: ParseLimits, known: dict[str, str], depth: int = 8
-) -> Iterator[Prepared]:
-    """``prepare`` each candidate in a worker thread, yielding results in order."""
+) -> Iterator[Prepared | Reading]:
+    """``prepare`` each candidate in a worker thread, yielding results in order, with ``Reading``
+    progress while a file's pages are read by OCR. Closing the iterator stops the worker at its
+    next page (a 500-page scan is not read to the end for nobody)."""
     results: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -193,7 +213,15 @@ def prepare_in_background(
             for candidate in candidates:
                 if stop.is_set():
                     return
-                results.put(prepare(candidate, chunker, limits, known))
+
+                def on_page(done: int, total: int, candidate: Candidate = candidate) -> None:
+                    if stop.is_set():
+                        raise Cancelled(f"stopped while reading {candidate.source}")
+                    results.put(Reading(candidate, done, total))
+
+                results.put(prepare(candidate, chunker, limits, known, on_page))
+        except Cancelled:
+            return
         finally:
             results.put(_DONE)
 

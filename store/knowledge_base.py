@@ -27,7 +27,16 @@ from store.diversity import Diversity
 from store.embedding import Embedder
 from store.errors import DocumentNotFound, EmbedderMismatch, KnowledgeBaseError
 from store.index_keeper import IndexKeeper
-from store.ingest import Candidate, Prepared, Skipped, discover, embedding_text, prepare_in_background, settle
+from store.ingest import (
+    Candidate,
+    Prepared,
+    Reading,
+    Skipped,
+    discover,
+    embedding_text,
+    prepare_in_background,
+    settle,
+)
 from store.records import SECTION_SEPARATOR, Document, IngestEvent, IngestSummary, SearchHit
 from store.search import SEARCH_MODES
 from store.settings import Settings
@@ -188,6 +197,17 @@ class KnowledgeBase:
         last_save = time.monotonic()
         try:
             for item in prepare_in_background(candidates, self.chunker, self.settings.parse_limits, known):
+                if isinstance(item, Reading):
+                    yield IngestEvent(
+                        "reading",
+                        path=str(item.candidate.path),
+                        source=item.candidate.source,
+                        done=done,
+                        total=total,
+                        pages_done=item.done,
+                        pages_total=item.total,
+                    )
+                    continue
                 if item.error is not None or item.unchanged:
                     done += 1
                     batch.advance(done)

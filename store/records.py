@@ -115,7 +115,9 @@ class IngestEvent:
     """Progress of ``KnowledgeBase.add``: one per file, then a final summary.
 
     ``status`` is "added", "replaced", "unchanged", "skipped" (unsupported or duplicate) or
-    "failed"; the final event has ``status == "done"`` and ``summary`` set.
+    "failed"; the final event has ``status == "done"`` and ``summary`` set. "reading" events come
+    between them while a file's scanned pages are read by OCR (``pages_done`` of ``pages_total``;
+    ``done`` and ``total`` still count files).
     """
 
     status: str
@@ -128,6 +130,8 @@ class IngestEvent:
     total: int = 0
     summary: IngestSummary | None = None
     notes: tuple[str, ...] = ()  # an added document: what the reader should know ("OCR read page 2")
+    pages_done: int = 0  # status "reading": pages of ``source`` read by OCR so far, of ``pages_total``
+    pages_total: int = 0
 
 
 @dataclass

@@ -120,7 +120,8 @@ def cmd_kb_add(services: Services, args: argparse.Namespace) -> int:
                 continue
             bar.total = event.total
             bar.n = event.done
-            bar.set_postfix_str(_short(event.source), refresh=False)
+            ocr = f" (OCR page {event.pages_done}/{event.pages_total})" if event.status == "reading" else ""
+            bar.set_postfix_str(_short(event.source) + ocr, refresh=False)
             bar.refresh()
             if event.status == "failed":
                 bar.write(f"failed: {event.source}: {event.reason}", file=sys.stderr)

@@ -64,6 +64,13 @@ def _ingest(services: Services, kb_name: str, files: list[Path], batch, progress
             lines.append(f"- ❌ {exc}")
     done = 0
     for event in kb.add(staged, batch=batch):
+        if event.status == "reading":  # a scan's pages being read by OCR: progress, not a result
+            if progress is not None:
+                share = (done + event.pages_done / max(1, event.pages_total)) / max(1, len(staged))
+                progress(share, f"{event.source}: OCR page {event.pages_done} of {event.pages_total}")
+            reading = f"- ⏳ {event.source}: reading scanned pages by OCR ({event.pages_done} of {event.pages_total})"
+            yield "\n".join([*lines, reading]), documents_table(services, kb_name)
+            continue
         if progress is not None and event.status != "done":
             done += 1
             progress(done / max(1, len(staged)), f"{done}/{len(staged)} files")

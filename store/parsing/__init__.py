@@ -1,6 +1,7 @@
 """Parsers: one module per format, chosen by file suffix.
 
-Each format module exposes ``parse(path: Path, limits: ParseLimits) -> ParsedDocument`` and
+Each format module exposes ``parse(path: Path, limits: ParseLimits) -> ParsedDocument`` (PDF also
+takes ``on_page``, its OCR progress) and
 raises only ``DomainsmithError`` subclasses (``CorruptDocument``, ``EncryptedDocument``,
 ``EmptyDocument``, ``FileTooLarge``...) for bad input. ``parse`` here adds the checks every
 format shares: the size limit, empty files, and "did any text come out at all".
@@ -8,7 +9,9 @@ format shares: the size limit, empty files, and "did any text come out at all".
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +66,15 @@ def _unsupported_message(path: Path) -> str:
     return f"unsupported file type {suffix}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
 
 
-def parse(path: Path, limits: ParseLimits | None = None) -> ParsedDocument:
-    """Parse one file into blocks with page/section anchors, or raise a ``DomainsmithError``."""
+PageProgress = Callable[[int, int], None]
+
+
+def parse(path: Path, limits: ParseLimits | None = None, on_page: PageProgress | None = None) -> ParsedDocument:
+    """Parse one file into blocks with page/section anchors, or raise a ``DomainsmithError``.
+
+    ``on_page(done, total)`` hears about slow pages as they are read (OCR of a scanned PDF); it may
+    raise to stop the parse (a cancelled ingestion).
+    """
     limits = limits or ParseLimits()
     path = Path(path)
     kind = kind_of(path)
@@ -77,9 +87,7 @@ def parse(path: Path, limits: ParseLimits | None = None) -> ParsedDocument:
             path=path.name,
         )
     module = importlib.import_module(f"store.parsing.{_REGISTRY[path.suffix.lower()][0]}")
-    parsed: ParsedDocument = module.parse(path, limits)
+    parsed: ParsedDocument = module.parse(path, limits, on_page) if kind == "pdf" else module.parse(path, limits)
     if not any(block.text.strip() for block in parsed.blocks):
         raise EmptyDocument("no text found in the file", path=path.name)
-    if parsed.kind != kind:
-        parsed = ParsedDocument(title=parsed.title, blocks=parsed.blocks, pages=parsed.pages, kind=kind)
-    return parsed
+    return parsed if parsed.kind == kind else dataclasses.replace(parsed, kind=kind)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
 from store.errors import (
+    Cancelled,
     CorruptDocument,
     DomainsmithError,
     EmptyDocument,
@@ -79,8 +80,11 @@ def _reading(name: str, what: str) -> Iterator[None]:
         raise CorruptDocument(f"the PDF is damaged and cannot be read ({what}: {detail})", path=name) from exc
 
 
-def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
-    """Parse a PDF's text layer into per-page paragraph blocks."""
+def parse(path: Path, limits: ParseLimits, on_page: Callable[[int, int], None] | None = None) -> ParsedDocument:
+    """Parse a PDF's text layer (and its scanned pages, by OCR) into per-page paragraph blocks.
+
+    ``on_page(done, total)`` is told before the first page OCR reads and after each one.
+    """
     name = path.name
     with _reading(name, "opening the file"):
         reader = PdfReader(path, strict=False)
@@ -104,7 +108,7 @@ def parse(path: Path, limits: ParseLimits) -> ParsedDocument:
             failed.append(index + 1)
             text = ""
         texts.append(text)
-    read_by_ocr, unread, ocr_problem = _ocr(path, reader, texts, limits)
+    read_by_ocr, unread, ocr_problem = _ocr(path, reader, texts, limits, on_page)
     pages = [page_lines(text) for text in texts]
     labels = _page_labels(reader, name)
     # Running headers and footers go; what the outline calls a heading stays.
@@ -149,7 +153,7 @@ def _pages(numbers: list[int], shown: int = 8) -> str:
 
 
 def _ocr(
-    path: Path, reader: PdfReader, texts: list[str], limits: ParseLimits
+    path: Path, reader: PdfReader, texts: list[str], limits: ParseLimits, on_page: Callable[[int, int], None] | None
 ) -> tuple[list[int], list[int], str | None]:
     """Read pages without a usable text layer (every page when ``ocr`` is "always") with OCR, in
     place in ``texts``; returns (pages read, pages left unread, 1-based; why, when OCR could not run).
@@ -170,7 +174,9 @@ def _ocr(
     unread: list[int] = []
     try:
         with ocr.page_reader(path, limits.ocr_languages, limits.ocr_dpi, limits.ocr_page_seconds) as read_page:
-            for index in wanted:
+            if on_page is not None:
+                on_page(0, len(wanted))
+            for done, index in enumerate(wanted, start=1):
                 try:
                     text = read_page(index)
                 except Exception as exc:  # a page pdfium cannot render costs that page only
@@ -181,6 +187,10 @@ def _ocr(
                     read.append(index + 1)
                 else:
                     unread.append(index + 1)
+                if on_page is not None:
+                    on_page(done, len(wanted))
+    except Cancelled:
+        raise
     except ocr.OcrUnavailable as exc:
         if limits.ocr == "always" or not any(len(t.strip()) >= MIN_TEXT_CHARS for t in texts):
             raise EmptyDocument(f"this PDF has pages without a text layer, and {exc.message}", path=path.name) from exc

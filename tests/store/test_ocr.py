@@ -100,8 +100,9 @@ def test_an_ocr_page_is_marked_in_search_and_in_the_passage(mixed, settings, emb
     from store.knowledge_base import KnowledgeBase
 
     with KnowledgeBase.open(settings, "default", embedder) as kb:
-        (added, _done) = list(kb.add([mixed]))
-        assert added.notes == ("OCR read page 2",)
+        events = list(kb.add([mixed]))
+        assert [(e.status, e.pages_done) for e in events] == [("reading", 0), ("reading", 1), ("added", 0), ("done", 0)]
+        assert events[2].notes == ("OCR read page 2",)
         hit = kb.search("Lubricating oil above eighty-five degrees Celsius trips the journal bearing alarm", k=1)[0]
         assert (hit.page, hit.ocr) == (2, True) and hit.to_json()["ocr"] is True
         assert kb.passage(hit.chunk_id)["ocr"] is True
@@ -116,3 +117,40 @@ def test_the_ocr_settings_are_checked(settings):
         settings.replace(ocr_languages="eng; rm -rf /").validate()
     limits = settings.replace(ocr="off", ocr_languages="eng+deu").parse_limits
     assert (limits.ocr, limits.ocr_languages) == ("off", "eng+deu")
+
+
+def test_adding_a_scan_reports_its_pages_and_can_be_stopped_half_way(settings, embedder, tmp_path):
+    import threading
+    import time
+
+    from store.knowledge_base import KnowledgeBase
+
+    scan = f.make_scan_of(f.make_pdf(tmp_path / "long.pdf", pages=4), tmp_path / "scan.pdf")
+    with KnowledgeBase.open(settings, "default", embedder) as kb:
+        adding = kb.add([scan])
+        progress = []
+        for event in adding:
+            assert event.status == "reading", event
+            progress.append((event.pages_done, event.pages_total))
+            if event.pages_done == 1:
+                break
+        adding.close()  # the user pressed Stop: nothing half-added, and the reader stops
+        assert progress == [(0, 4), (1, 4)]
+        assert kb.documents() == [] and kb.stats()["chunks"] == 0
+        deadline = time.monotonic() + 30
+        while any(t.name == "domainsmith-parse" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(t.name == "domainsmith-parse" for t in threading.enumerate())
+
+
+def test_the_upload_status_shows_ocr_progress(settings, embedder, mixed):
+    from ui import knowledge_tab
+    from ui.services import Services
+
+    services = Services(settings, _embedder=embedder)
+    try:
+        statuses = [status for status, _table in knowledge_tab.upload(services, "default", [str(mixed)])]
+    finally:
+        services.close()
+    assert any("⏳ mixed.pdf: reading scanned pages by OCR (1 of 1)" in s for s in statuses)
+    assert "mixed.pdf: added" in statuses[-1] and "(OCR read page 2)" in statuses[-1]
