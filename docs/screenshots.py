@@ -3,9 +3,10 @@
 Starts ``app.py`` on a free port with a fresh DOMAINSMITH_HOME, drives it in headless chromium
 like a user (see the empty state, ask too early, upload documents, search, ask, train an adapter
 with the quick preset on ``bench/data/facts.jsonl``) and writes ``docs/empty-state.png``,
-``docs/chat-error.png``, ``docs/chat.png``, ``docs/knowledge-base.png`` and ``docs/fine-tune.png``
-(``--first-minutes`` stops after the first two). Takes about 5 minutes on 2 cores, most of it training. Colour emoji in
-the status lines need Debian's ``fonts-noto-color-emoji``.
+``docs/chat-error.png``, ``docs/knowledge-base.png``, ``docs/viewer.png`` (the passage viewer on a
+scanned, labelled page), ``docs/chat.png`` and ``docs/fine-tune.png`` (``--first-minutes`` stops
+after the first two, ``--viewer`` after the viewer). Takes about 5 minutes on 2 cores, most of it
+training. Colour emoji in the status lines need Debian's ``fonts-noto-color-emoji``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ from tests.browser import browser_page, running_app  # noqa: E402
 
 def documents(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    manual = factories.make_pdf(folder / "source.pdf", pages=4)
+    # Page 3 printed and scanned (read by OCR); front matter numbered i-ii, then chapters from 1.
+    scanned = factories.make_scan_of(manual, folder / "turbine-manual.pdf", pages=[3])
+    factories.with_page_labels(scanned, [(0, "/r", "", 1), (2, "/D", "", 1)])
+    manual.unlink()
     return [
-        factories.make_pdf(folder / "turbine-manual.pdf", pages=4),
+        scanned,
         factories.make_docx(folder / "pump-handbook.docx"),
         factories.make_markdown(folder / "maintenance-notes.md"),
     ]
 
 
-def shoot(out: Path, train: bool = True, first_minutes_only: bool = False) -> list[Path]:
+def shoot(out: Path, train: bool = True, first_minutes_only: bool = False, viewer_only: bool = False) -> list[Path]:
     from playwright.sync_api import expect
 
     shots = []
@@ -62,6 +68,19 @@ def shoot(out: Path, train: bool = True, first_minutes_only: bool = False) -> li
             page.locator("#ds-search textarea").press("Enter")
             expect(page.locator("#ds-hits")).to_contain_text("pump-handbook.docx", timeout=60_000)
             shots.append(_save(page, out / "knowledge-base.png"))
+
+            # The passage viewer: a scanned page read by OCR, its label, the passage highlighted.
+            page.locator("#ds-search textarea").fill("exhaust diffuser Inconel sheet segments")
+            page.locator("#ds-search textarea").press("Enter")
+            link = page.locator("#ds-hits a[href*='/passage/']", has_text="page").first  # a PDF hit
+            link.wait_for(state="attached", timeout=60_000)
+            viewer = page.context.browser.new_page(viewport={"width": 1000, "height": 1300})
+            viewer.goto(url.rstrip("/") + link.get_attribute("href"))
+            viewer.wait_for_function("() => document.querySelector('#ds-page')?.naturalWidth > 0")
+            shots.append(_save(viewer, out / "viewer.png"))
+            viewer.close()
+            if viewer_only:
+                return shots
 
             page.get_by_role("tab", name="Chat").click()
             page.locator("#ds-question textarea").fill("What trips the journal bearing alarm?")
@@ -96,8 +115,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--no-train", action="store_true", help="skip the training run (Fine-tune shows the data only)")
     parser.add_argument("--first-minutes", action="store_true", help="only the empty state and the early question")
+    parser.add_argument("--viewer", action="store_true", help="stop after the Knowledge Base and viewer shots")
     args = parser.parse_args()
-    shoot(args.out, train=not args.no_train, first_minutes_only=args.first_minutes)
+    shoot(args.out, train=not args.no_train, first_minutes_only=args.first_minutes, viewer_only=args.viewer)
 
 
 if __name__ == "__main__":

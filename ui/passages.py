@@ -35,7 +35,7 @@ def passage_html(kb: KnowledgeBase, chunk_id: str) -> str:
     view = passage_view(kb, chunk_id)
     p = view.passage
     place = where(p["page"], p["section"], p.get("page_label"))
-    title = html.escape(p["source"] + (f" ({place})" if place else ""))
+    title = html.escape(p["source"] + (f" — {place}" if place else ""))
     url = passage_url(kb.name, chunk_id)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",

@@ -59,8 +59,8 @@ def render_page(path: Path, page: int, passage: str, *, ocr: bool = False, dpi: 
     boxes = highlight(words, passage)
     overlay = image.copy()
     draw = ImageDraw.Draw(overlay)
-    for box in boxes:
-        draw.rectangle(box, fill=HIGHLIGHT)
+    for band in merge_lines(boxes):
+        draw.rectangle(band, fill=HIGHLIGHT)
     composed = Image.blend(image, overlay, 0.4)  # the page shows through the marker
     out = io.BytesIO()
     composed.convert("RGB").save(out, format="PNG", optimize=True)
@@ -87,6 +87,21 @@ def highlight(words: Sequence[tuple[str, Box]], passage: str) -> list[Box]:
     first, last = runs[0].a, runs[-1].a + runs[-1].size - 1
     chosen = sorted({owner[i] for i in range(first, last + 1)})
     return [words[i][1] for i in chosen]
+
+
+def merge_lines(boxes: Sequence[Box]) -> list[Box]:
+    """Neighbouring word boxes of one line joined into one band (a marker stroke, not confetti)."""
+    merged: list[Box] = []
+    for box in boxes:
+        if merged:
+            left, top, right, bottom = merged[-1]
+            height = max(bottom - top, box[3] - box[1], 1.0)
+            overlap = min(bottom, box[3]) - max(top, box[1])
+            if overlap >= 0.5 * height and 0 <= box[0] - right <= 1.5 * height:
+                merged[-1] = (left, min(top, box[1]), box[2], max(bottom, box[3]))
+                continue
+        merged.append(box)
+    return merged
 
 
 def _layer_words(page, scale: float, height: float) -> list[tuple[str, Box]]:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from PIL import Image
 from starlette.testclient import TestClient
 
-from store.parsing.pdf_view import highlight, tokens
+from store.parsing.pdf_view import highlight, merge_lines, tokens
 from tests import factories as f
 from ui.passages import passage_url
 
@@ -90,6 +90,7 @@ def test_highlight_covers_the_passage_words_in_order_and_nothing_else():
     boxes = highlight(words, "Oil above 85 C trips the alarm.")
     assert [b[0] for b in boxes] == [2, 3, 4, 5, 6, 7, 8]
     assert highlight(words, "nothing in common here") == []
+    assert merge_lines([(0, 0, 10, 10), (12, 0, 20, 10), (0, 20, 10, 30)]) == [(0, 0, 20, 10), (0, 20, 10, 30)]
     assert tokens("eighty-five (marker002)") == ["eighty", "five", "marker002"]
 
 
