@@ -13,6 +13,10 @@ file:
   whole corpus as whole words, which is parsed only when such terms are given;
 * the file loads with ``assistant.evaluation.load_qa``, as the chat's evaluation reads it.
 
+``pdf`` (``bench/pdf_corpus.py``, ``bench/data/pdf_questions.jsonl``) is checked per page: ``page``
+names one of the corpus's PDFs, ``pdf_pages`` lists its gold physical pages (1-based, within the
+document), and each keyword occurs in the text the project's parser extracts from those pages.
+
 It prints a summary per file (answerable, with ``also``, unanswerable) and every problem, and
 exits 1 when there is one. Parsing a whole corpus loops over every page: run it under
 ``nice -n 19`` on a busy machine.
@@ -141,15 +145,81 @@ def check_file(path: Path, texts: _Texts) -> tuple[list[str], dict[str, int]]:
     return problems, counts
 
 
+def check_pdf_file(path: Path, root: Path) -> tuple[list[str], dict[str, int]]:
+    """The problems of the real-PDF question file: keywords are looked for on the gold pages only."""
+    problems: list[str] = []
+    counts = {"answerable": 0, "with_also": 0, "unanswerable": 0}
+    texts: dict[str, dict[int, str]] = {}
+    seen_ids: set[str] = set()
+    seen_questions: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        where = f"{path.name}:{number} ({row.get('id')})"
+        if row.get("id") in seen_ids:
+            problems.append(f"{where}: duplicate id")
+        seen_ids.add(row.get("id"))
+        question = str(row.get("question") or "").strip().lower()
+        if not question or question in seen_questions:
+            problems.append(f"{where}: missing or duplicate question")
+        seen_questions.add(question)
+        counts["answerable"] += 1
+        document = row.get("page")
+        if not isinstance(document, str) or not (root / document).is_file():
+            problems.append(f"{where}: {document!r} is not a PDF of the corpus")
+            continue
+        if document not in texts:
+            pages: dict[int, str] = {}
+            for block in parse(root / document).blocks:
+                pages[block.page] = pages.get(block.page, "") + "\n" + block.text.lower()
+            texts[document] = pages
+        gold = row.get("pdf_pages")
+        if not isinstance(gold, list) or not gold or not all(isinstance(p, int) and p >= 1 for p in gold):
+            problems.append(f"{where}: pdf_pages must be a non-empty list of 1-based page numbers")
+            continue
+        keywords = row.get("keywords") or []
+        if not 1 <= len(keywords) <= MAX_KEYWORDS:
+            problems.append(f"{where}: 1-{MAX_KEYWORDS} keywords, not {len(keywords)}")
+        text = "\n".join(texts[document].get(p, "") for p in gold)
+        problems.extend(
+            f"{where}: keyword {k!r} not on {document} page(s) {gold}" for k in keywords if k.lower() not in text
+        )
+    try:
+        load_qa(path)
+    except Exception as exc:  # the loader's own error, whatever it is, is a problem to report
+        problems.append(f"{path.name}: assistant.evaluation.load_qa rejects it: {exc}")
+    return problems, counts
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help=f"default: all ({', '.join(QUESTIONS)})")
+    parser.add_argument("names", nargs="*", help=f"default: all ({', '.join(QUESTIONS)}, pdf)")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     failed = False
-    for name in args.names or list(QUESTIONS):
+    for name in args.names or [*QUESTIONS, "pdf"]:
+        if name == "pdf":
+            from bench.pdf_corpus import QUESTIONS as PDF_QUESTIONS
+            from bench.pdf_corpus import pdf_corpus
+
+            try:
+                root, files = pdf_corpus(args.cache_dir)
+            except CorpusError as exc:
+                print(f"pdf: error: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            problems, counts = check_pdf_file(PDF_QUESTIONS, root)
+            print(
+                f"pdf: {PDF_QUESTIONS.name}: {counts['answerable']} questions; {len(files)} PDFs; "
+                f"{'OK' if not problems else f'{len(problems)} problem(s)'}"
+            )
+            for problem in problems:
+                print(f"  {problem}")
+            failed = failed or bool(problems)
+            continue
         if name not in CORPORA or name not in QUESTIONS:
             print(f"{name}: no such corpus; known: {', '.join(QUESTIONS)}", file=sys.stderr)
             failed = True
