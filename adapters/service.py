@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import datasets, memory, rag_eval
-from adapters.base_model import describe
+from adapters.base_model import bundled_base, describe
 from adapters.hyperparameters import DEFAULT_PRESET, preset
 from adapters.job import TrainJob, new_run_id
 from adapters.run_folder import RunFolder
@@ -115,10 +115,12 @@ def prepare_run(
     train_set, val_set = datasets.split(examples, val_fraction, seed)
     datasets.check_minimum(len(train_set))
     info = describe(base, settings)
-    hp = preset(preset_name, "lora", **(overrides or {}))
+    bundled, _ = bundled_base(base, settings)
+    base_lr = bundled.learning_rate if bundled is not None else None  # the rate this base trains best at
+    hp = preset(preset_name, "lora", base_lr, **(overrides or {}))
     longest = max(memory.tokens_from_chars(len(json.dumps(e, ensure_ascii=False))) for e in examples)
     chosen, reason, _estimate = memory.choose_method(method, info, hp, longest, available_memory)
-    hp = preset(preset_name, chosen, **(overrides or {}))
+    hp = preset(preset_name, chosen, base_lr, **(overrides or {}))
     job = TrainJob(
         run_id=new_run_id(),
         base=str(info.path),

@@ -11,15 +11,22 @@ held-out facts are reported apart (the model never saw them).
     .venv/bin/python bench/facts.py                          # the default base (Qwen2.5-Coder-0.5B)
     .venv/bin/python bench/facts.py --base smollm2-135m      # any base "Train adapter" takes
     .venv/bin/python bench/facts.py --json                   # the summary as JSON too
+    .venv/bin/python bench/facts.py --threads 1              # scoring on a busy machine (2 threads crawl)
 
 The base scored is the one the run trained from (the same GGUF, dequantized for training).
 
 Goal (issue 5): ≥ 95 % of trained questions and ≥ 80 % of reworded ones.
+
+The facts are also split in two fixed halves, ``dev`` and ``test`` (sorted by the sha256 of the
+question; the first 15 are dev), so that a setting chosen on the dev half's figures is checked on
+facts it was not chosen on; both halves are printed and are in the JSON as ``halves``. Every
+reply is kept in ``bench/out/facts/results-RUN_ID.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -49,6 +56,12 @@ def overrides(pairs: list[str]) -> dict:
         except ValueError:
             out[key.strip()] = value
     return out
+
+
+def half_of(question: str) -> str:
+    """``dev`` or ``test``: a fixed split of the facts, chosen before any result was seen."""
+    ranked = sorted(hashlib.sha256(f["question"].encode()).hexdigest() for f in load_facts())
+    return "dev" if hashlib.sha256(question.encode()).hexdigest() in ranked[: len(ranked) // 2] else "test"
 
 
 def load_facts() -> list[dict]:
@@ -161,18 +174,25 @@ def main() -> int:
     trained_q = {datasets.question_of(e) for e in datasets.read_examples(run.train)}
     trained = [f for f in facts if f["question"] in trained_q]
     held_out = [f for f in facts if f["question"] not in trained_q]
+    halves = {f["question"]: half_of(f["question"]) for f in facts}
+
+    def item(which: str, f: dict, key: str) -> dict:
+        return {"set": which, "half": halves[f["question"]], "question": f[key], "keywords": f["keywords"]}
+
     items = (
-        [{"set": "trained", "question": f["question"], "keywords": f["keywords"]} for f in trained]
-        + [{"set": "reworded", "question": f["reworded"], "keywords": f["keywords"]} for f in trained]
-        + [{"set": "held-out", "question": f["question"], "keywords": f["keywords"]} for f in held_out]
+        [item("trained", f, "question") for f in trained]
+        + [item("reworded", f, "reworded") for f in trained]
+        + [item("held-out", f, "question") for f in held_out]
     )
     results = {
         "base": score_in_child(Path(job.base), items, args.threads),
         "tuned": score_in_child(Path(record.file), items, args.threads),
     }
 
-    def count(model: str, which: str) -> tuple[int, int]:
-        rows = [r for r in results[model] if r["set"] == which]
+    (WORK / f"results-{job.run_id}.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+    def count(model: str, which: str, half: str | None = None) -> tuple[int, int]:
+        rows = [r for r in results[model] if r["set"] == which and half in (None, r["half"])]
         return sum(r["ok"] for r in rows), len(rows)
 
     print()
@@ -190,6 +210,13 @@ def main() -> int:
         (bo, bn), (to, tn) = count("base", which), count("tuned", which)
         print(f"{which:<22}{f'{bo}/{bn}':>22}{f'{to}/{tn} ({to / max(tn, 1):.0%})':>18}")
         summary[which] = {"base": bo, "tuned": to, "total": tn}
+    summary["halves"] = {}
+    for half in ("dev", "test"):
+        summary["halves"][half] = {}
+        for which in ("trained", "reworded"):
+            (bo, bn), (to, tn) = count("base", which, half), count("tuned", which, half)
+            print(f"{which + ' (' + half + ')':<22}{f'{bo}/{bn}':>22}{f'{to}/{tn} ({to / max(tn, 1):.0%})':>18}")
+            summary["halves"][half][which] = {"base": bo, "tuned": to, "total": tn}
     print(
         f"\ntraining time {training_s:.0f} s (train command, with model loading and evaluation, "
         f"{total_train:.0f} s); export {export_s:.0f} s; load average {load_before:.2f} -> {load_after:.2f} "

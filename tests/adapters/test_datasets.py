@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -267,3 +268,44 @@ def test_grounded_examples_use_chats_prompt_cite_and_abstain(open_kb, tmp_path):
     assert examples[1]["messages"][-1]["content"] == ABSTAIN_REPLY  # the same question without its source
     assert "chemical bolts" not in examples[1]["messages"][1]["content"]
     assert examples[2]["messages"][-1]["content"] == ABSTAIN_REPLY  # nothing in the documents about mercury
+
+
+def test_a_base_declares_its_learning_rate_qlora_keeps_its_own_and_an_explicit_rate_wins():
+    from adapters.hyperparameters import QLORA_LEARNING_RATE
+
+    assert preset("standard", "lora").learning_rate == 1e-3  # no rate declared: the preset's
+    assert preset("standard", "lora", 3e-4).learning_rate == 3e-4
+    assert preset("quick", "lora", 3e-4).learning_rate == 3e-4
+    assert preset("standard", "qlora", 3e-4).learning_rate == QLORA_LEARNING_RATE
+    assert preset("standard", "lora", 3e-4, learning_rate=5e-3).learning_rate == 5e-3
+    assert preset("standard", "qlora", 3e-4, learning_rate=5e-3).learning_rate == 5e-3
+    assert preset("standard", "lora", 3e-4, learning_rate=None).learning_rate == 3e-4  # a blank field
+
+
+def test_the_default_training_base_trains_at_its_own_rate_and_smollm2_keeps_1e3(monkeypatch, tmp_path):
+    """Where the base is resolved (``service.prepare_run``): the default base's rate, SmolLM2's 1e-3."""
+    from adapters import service
+    from adapters.hyperparameters import QLORA_LEARNING_RATE
+    from store import model_catalogue as mc
+    from store.settings import Settings
+
+    monkeypatch.delenv("DOMAINSMITH_TRAIN_BASE")  # the product's default, not the test pin
+    real = mc.missing_distributions
+    monkeypatch.setattr(mc, "missing_distributions", lambda m: [] if m.split else real(m))
+    monkeypatch.setattr(service, "describe", lambda base, settings: replace(SMOLLM, path=tmp_path / "base.gguf"))
+    settings = Settings.load()
+    rows = [{"question": f"What is the code of part {n}?", "answer": f"Part {n} has code X{n}."} for n in range(1, 25)]
+    examples = [datasets._example(r, tmp_path / "qa.jsonl", i) for i, r in enumerate(rows, start=1)]
+
+    def rate(base=None, method="auto", **overrides):
+        job = service.prepare_run(
+            settings, examples, {"kind": "test"}, base=base, method=method, overrides=overrides, available_memory=2**36
+        )
+        return job.hyperparameters.learning_rate
+
+    assert mc.DEFAULTS[mc.BASE] == mc.QWEN_05B.key and mc.QWEN_05B.learning_rate is not None
+    assert rate() == rate("default") == rate(mc.QWEN_05B.key) == mc.QWEN_05B.learning_rate != 1e-3
+    assert mc.SMOLLM2.learning_rate is None and rate("smollm2-135m") == 1e-3
+    assert rate(str(tmp_path / "base.gguf")) == 1e-3  # a file of one's own: the preset's rate
+    assert rate(method="qlora") == QLORA_LEARNING_RATE
+    assert rate(learning_rate=5e-3) == rate("smollm2-135m", learning_rate=5e-3) == 5e-3
