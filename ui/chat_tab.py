@@ -309,20 +309,30 @@ def build(services: Services, tabs=None, kb_tab_id: str | None = None):
         progress=gr.Progress(),
     ):
         if comparing:
-            for a, panel_a, b, panel_b in compare(
-                services, message, history, history_b, kb_name, (model_name, second_model), use
-            ):
-                yield a, panel_a, sid, b, panel_b, gr.skip()
+            updates = (
+                (a, panel_a, sid, b, panel_b)
+                for a, panel_a, b, panel_b in compare(
+                    services, message, history, history_b, kb_name, (model_name, second_model), use
+                )
+            )
         else:
 
             def assembly(done: int, total: int) -> None:
                 progress(done / max(total, 1), desc="Assembling the model (first use)")
 
-            for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid, assembly):
-                yield h, panel, saved, gr.skip(), gr.skip(), gr.skip()
-        # an empty knowledge base: the start-here panel (and its button to the Knowledge Base tab) shows
-        empty = needs_documents(services, kb_name)
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Column(visible=empty)
+            updates = (
+                (h, panel, saved, gr.skip(), gr.skip())
+                for h, panel, saved in respond(services, message, history, kb_name, model_name, use, sid, assembly)
+            )
+        # The last update also shows or hides the start-here panel (an empty knowledge base shows it);
+        # the API's "ask" endpoint returns that last update, so it must carry the chat, not a skip.
+        last = None
+        for update in updates:
+            if last is not None:
+                yield *last, gr.skip()
+            last = update
+        if last is not None:
+            yield *last, gr.Column(visible=needs_documents(services, kb_name))
 
     inputs = [question, chatbot, kb, model, use_kb, session, compare_on, model_b, chatbot_b]
     outputs = [chatbot, sources, session, chatbot_b, sources_b, start_here]

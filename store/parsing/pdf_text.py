@@ -44,13 +44,10 @@ def running_lines(
     counts: Counter[str] = Counter()
     for index, lines in enumerate(pages):
         label = labels[index] if index < len(labels) else None
-        counts.update(
-            {
-                running_line_key(lines[i], index + 1, label)
-                for i in _candidates(lines)
-                if lines[i].casefold() not in keep
-            }
-        )
+        keys = {
+            running_line_key(lines[i], index + 1, label) for i in _candidates(lines) if lines[i].casefold() not in keep
+        }
+        counts.update(key for key in keys if not _numbered_heading(key))
     needed = max(MIN_RUNNING_PAGES, (len(pages) + 1) // 2)
     return {key for key, n in counts.items() if n >= needed}
 
@@ -71,6 +68,16 @@ def _candidates(lines: Sequence[str]) -> set[int]:
     full = max((len(line) for line in lines), default=0)
     edges = set(filled[:EDGE_LINES]) | set(filled[-EDGE_LINES:])
     return {i for i in edges if len(lines[i]) < 0.7 * full and not _sentence(lines[i])}
+
+
+PAGE_WORDS = frozenset({"page", "p", "pg", "pp", "seite", "página", "pagina"})
+
+
+def _numbered_heading(key: str) -> bool:
+    """One word and the page's number ("chapter #" where chapter N happens to sit on page N): a
+    numbered heading, not a running line; "page #", a bare "#" and longer lines can be."""
+    words = key.replace("#", " ").split()
+    return "#" in key and len(words) == 1 and words[0].strip(".:") not in PAGE_WORDS
 
 
 def _sentence(line: str) -> bool:

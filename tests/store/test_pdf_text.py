@@ -98,3 +98,11 @@ def test_chunk_offsets_stay_exact_against_the_stored_text(settings, embedder, tm
         for chunk_text, start, end in kb.db.execute('SELECT text, start, "end" FROM chunks WHERE doc_id = ?', [doc.id]):
             assert text[start:end] == chunk_text
         assert "Vantor K7 Service Manual" not in text
+
+
+def test_a_word_and_the_page_number_is_a_heading_but_page_n_is_a_footer():
+    pages = [
+        [f"Chapter {n}", "body text that runs all the way to the right margin of the page", f"Page {n}"]
+        for n in (1, 2, 3)
+    ]
+    assert running_lines(pages) == {"page #"}

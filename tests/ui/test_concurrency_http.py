@@ -112,7 +112,7 @@ def test_two_chats_stream_while_ingesting_and_searching(served, embedder):
         (history, sources, *_), updates = future.result()
         assert updates > 2, "the answer streamed in several updates"
         assert history[-1]["role"] == "assistant" and history[-1]["content"], history
-        assert f"turbine.pdf — page {page}" in sources, (question, history[-1]["content"], sources)
+        assert f"turbine.pdf — <span>p. {page}</span>" in sources, (question, history[-1]["content"], sources)
     assert "3 added" in uploading.result(), uploading.result()
     for result, query in zip([r for future in searching for r in future.result()], SEARCHES):
         hits = rows(result)
