@@ -1,10 +1,12 @@
-"""PDF: the text layer page by page (pypdf), one block per paragraph, the page as the anchor.
+"""PDF: the text layer page by page, one block per paragraph, the page as the anchor.
 
 Sections come from the PDF outline (bookmarks) when it has one; that is cheap and reliable,
-unlike guessing headings from font sizes. Page labels (what a reader's viewer shows: "xii",
-"24") are kept beside the physical pages. Running headers and footers are dropped and words
-hyphenated at line ends rejoined, with the whole document's lines (``store.parsing.pdf_text``).
-A PDF without any text layer is refused with a message that says so: OCR is not supported.
+unlike guessing headings from font sizes. The pages themselves are read by
+``store.parsing.pdf_pages``: the text layer through pdfium (pypdf as the fallback), scanned pages
+by OCR, and the page labels a reader's viewer shows ("xii", "24"), kept beside the physical pages.
+Running headers and footers are dropped and words hyphenated at line ends rejoined, with the
+whole document's lines (``store.parsing.pdf_text``). A PDF with no text at all is refused with a
+message that says why (OCR off, or OCR found no words).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
 from store.errors import (
-    Cancelled,
     CorruptDocument,
     DomainsmithError,
     EmptyDocument,
     EncryptedDocument,
     FileTooLarge,
 )
-from store.parsing import ocr, pdf_text
+from store.parsing import pdf_pages, pdf_text
 from store.parsing.text import normalise_space
 from store.records import Block, ParsedDocument
 
@@ -48,7 +49,6 @@ NO_TEXT_LAYER = (
 NOTHING_READ = (
     "this PDF has no text layer and OCR read no text on its pages (are they blank, or pictures without words?)"
 )
-MIN_TEXT_CHARS = 16  # a page with less text than this (and an image) is read by OCR in "auto" mode
 _MAX_OUTLINE_ENTRIES = 10_000
 _SENTENCE_END = tuple('.!?:;"\u201d)')
 # Typographic ligatures split back into letters (so "ﬁle" matches "file" in search), soft
@@ -98,7 +98,7 @@ def parse(path: Path, limits: ParseLimits, on_page: Callable[[int, int], None] |
     outline = _outline(reader, name)
     failed: list[int] = []
     texts: list[str] = []
-    with _pdfium_pages(path) as pdfium_text:
+    with pdf_pages.text_layer(path) as pdfium_text:
         for index in range(page_count):
             text = pdfium_text(index)
             if text is None:  # pdfium could not read it: pypdf's text layer
@@ -111,9 +111,9 @@ def parse(path: Path, limits: ParseLimits, on_page: Callable[[int, int], None] |
                     failed.append(index + 1)
                     text = ""
             texts.append(text)
-    read_by_ocr, unread, ocr_problem = _ocr(path, reader, texts, limits, on_page)
+    read_by_ocr, unread, ocr_problem = pdf_pages.read_scanned(path, reader, texts, limits, on_page)
     pages = [page_lines(text) for text in texts]
-    labels = _page_labels(reader, name)
+    labels = pdf_pages.page_labels(reader, name)
     # Running headers and footers go; what the outline calls a heading stays.
     running = pdf_text.running_lines(pages, labels, keep={section[-1].casefold() for _, section in outline})
     words = pdf_text.vocabulary(pages)
@@ -131,9 +131,9 @@ def parse(path: Path, limits: ParseLimits, on_page: Callable[[int, int], None] |
         log.warning("%s: skipped unreadable pages %s", name, ", ".join(map(str, failed)))
     notes = []
     if read_by_ocr:
-        notes.append(f"OCR read {_pages(read_by_ocr)}")
+        notes.append(f"OCR read {pdf_pages.listed(read_by_ocr)}")
     if unread:
-        unread_pages = _pages(unread)
+        unread_pages = pdf_pages.listed(unread)
         notes.append(f"{unread_pages} not read: {ocr_problem}" if ocr_problem else f"no text found on {unread_pages}")
     return ParsedDocument(
         title=_title(reader, name),
@@ -144,139 +144,6 @@ def parse(path: Path, limits: ParseLimits, on_page: Callable[[int, int], None] |
         ocr_pages=tuple(read_by_ocr),
         notes=tuple(notes),
     )
-
-
-def _pages(numbers: list[int], shown: int = 8) -> str:
-    """ "page 3", "pages 2, 5 and 9", "pages 1, 2, 3, ... (40 pages)"."""
-    if len(numbers) == 1:
-        return f"page {numbers[0]}"
-    if len(numbers) > shown:
-        return f"pages {', '.join(map(str, numbers[:shown]))}, ... ({len(numbers)} pages)"
-    return f"pages {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
-
-
-def _ocr(
-    path: Path, reader: PdfReader, texts: list[str], limits: ParseLimits, on_page: Callable[[int, int], None] | None
-) -> tuple[list[int], list[int], str | None]:
-    """Read pages without a usable text layer (every page when ``ocr`` is "always") with OCR, in
-    place in ``texts``; returns (pages read, pages left unread, 1-based; why, when OCR could not run).
-
-    In "auto" mode a missing Tesseract costs only the scanned pages (with a warning), unless no
-    page has text at all: then the PDF is refused with how to install it.
-    """
-    if limits.ocr == "off":
-        return [], [], None
-    wanted = [
-        i
-        for i, text in enumerate(texts)
-        if limits.ocr == "always" or (len(text.strip()) < MIN_TEXT_CHARS and _has_images(reader, i))
-    ]
-    if not wanted:
-        return [], [], None
-    read: list[int] = []
-    unread: list[int] = []
-    try:
-        with ocr.page_reader(path, limits.ocr_languages, limits.ocr_dpi, limits.ocr_page_seconds) as read_page:
-            if on_page is not None:
-                on_page(0, len(wanted))
-            for done, index in enumerate(wanted, start=1):
-                try:
-                    text = read_page(index)
-                except Exception as exc:  # a page pdfium cannot render costs that page only
-                    log.warning("%s: OCR could not read page %d (%s)", path.name, index + 1, exc)
-                    text = None
-                if text and text.strip():
-                    texts[index] = text
-                    read.append(index + 1)
-                else:
-                    unread.append(index + 1)
-                if on_page is not None:
-                    on_page(done, len(wanted))
-    except Cancelled:
-        raise
-    except ocr.OcrUnavailable as exc:
-        if limits.ocr == "always" or not any(len(t.strip()) >= MIN_TEXT_CHARS for t in texts):
-            raise EmptyDocument(f"this PDF has pages without a text layer, and {exc.message}", path=path.name) from exc
-        log.warning("%s: pages %s not read: %s", path.name, ", ".join(str(i + 1) for i in wanted), exc.message)
-        return [], [i + 1 for i in wanted], exc.message
-    except Exception as exc:  # pdfium refuses the file (say, a password): the text layer is all there is
-        log.warning("%s: OCR could not open the file (%s)", path.name, exc)
-        return [], [i + 1 for i in wanted], f"OCR could not open the file ({exc})"
-    return read, unread, None
-
-
-def _has_images(reader: PdfReader, index: int) -> bool:
-    """Whether page ``index`` draws images (a scan does; a blank page has nothing for OCR to read)."""
-    try:
-        resources = reader.pages[index].get("/Resources")
-        xobjects = resources.get_object().get("/XObject") if resources is not None else None
-        return bool(xobjects.get_object()) if xobjects is not None else False
-    except Exception:  # unreadable resources: let OCR look
-        return True
-
-
-_MAX_LABEL_CHARS = 32
-
-
-@contextmanager
-def _pdfium_pages(path: Path) -> Iterator[Callable[[int], str | None]]:
-    """A function giving page ``index``'s text layer as pdfium extracts it, or None when pdfium
-    cannot (the file or the page); then pypdf reads it.
-
-    pdfium keeps the spaces between words that pypdf loses in some TeX-made PDFs (the Debian
-    Policy Manual: 545 of 6,119 words glued into runs of 20 letters or more with pypdf, none with
-    pdfium; bench/pdf_pages.py). It joins every word broken at a line end with a hyphen, compounds
-    too ("read-only" becomes "read\ufffeonly"): the break is put back ("-" and a new line) so that
-    the document's own vocabulary decides (``pdf_text.keeps_hyphen``).
-    """
-    try:
-        import pypdfium2
-
-        document = pypdfium2.PdfDocument(str(path))
-    except Exception as exc:  # encrypted with a password, damaged beyond pdfium, or not installed
-        log.debug("%s: pdfium cannot open it (%s); pypdf reads the text", path.name, exc)
-        yield lambda index: None
-        return
-
-    def text(index: int) -> str | None:
-        try:
-            page = document[index]
-            try:
-                textpage = page.get_textpage()
-                try:
-                    return textpage.get_text_range().replace("\r\n", "\n").replace("\ufffe", "-\n")
-                finally:
-                    textpage.close()
-            finally:
-                page.close()
-        except Exception as exc:
-            log.debug("%s: pdfium cannot read page %d (%s)", path.name, index + 1, exc)
-            return None
-
-    try:
-        yield text
-    finally:
-        document.close()
-
-
-def _page_labels(reader: PdfReader, name: str) -> tuple[str, ...]:
-    """The label of each page as a reader's viewer shows it ("iii", "24", "A-3"); empty when the PDF
-    has no labels of its own, or when they are malformed (then citations use physical pages)."""
-    try:
-        if "/PageLabels" not in reader.trailer["/Root"]:
-            return ()
-        labels = [str(label).strip() for label in reader.page_labels]
-    except Exception:  # a malformed number tree: fall back to physical page numbers
-        log.warning("%s: malformed page labels, using physical page numbers", name)
-        return ()
-    if len(labels) != len(reader.pages):
-        log.warning("%s: page labels do not match the pages, using physical page numbers", name)
-        return ()
-    # A page without a label of its own (or with an absurd one) keeps its physical number.
-    labels = [label if label and len(label) <= _MAX_LABEL_CHARS else str(i) for i, label in enumerate(labels, 1)]
-    if all(label == str(i) for i, label in enumerate(labels, start=1)):
-        return ()
-    return tuple(labels)
 
 
 def _decrypt(reader: PdfReader, name: str) -> None:
