@@ -27,6 +27,15 @@ INSTALL_HINT = (
 )
 
 
+def render_scale(width: float, height: float, dpi: int) -> float:
+    """pdfium's render scale for a page of ``width`` x ``height`` points at ``dpi``, lowered so the
+    image stays within ``MAX_PIXELS`` whatever size the page claims."""
+    scale = dpi / 72
+    if width * height * scale * scale > MAX_PIXELS:
+        scale = math.sqrt(MAX_PIXELS / max(width * height, 1.0))
+    return scale
+
+
 class OcrUnavailable(DomainsmithError):
     """Tesseract (or one of its language packs) is missing."""
 
@@ -65,10 +74,7 @@ def page_reader(path: Path, languages: str = "eng", dpi: int = 300, seconds: flo
         page = document[index]
         try:
             width, height = page.get_size()
-            scale = dpi / 72
-            if width * height * scale * scale > MAX_PIXELS:
-                scale = math.sqrt(MAX_PIXELS / max(width * height, 1.0))
-            image = page.render(scale=scale, grayscale=True).to_pil()
+            image = page.render(scale=render_scale(width, height, dpi), grayscale=True).to_pil()
         finally:
             page.close()
         try:

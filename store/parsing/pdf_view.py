@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import difflib
 import io
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.parsing.ocr import MAX_PIXELS
+from store.parsing.ocr import render_scale
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom in image pixels
 _TOKEN = re.compile(r"\w+")
@@ -48,9 +47,7 @@ def render_page(path: Path, page: int, passage: str, *, ocr: bool = False, dpi: 
             raise ValueError(f"the PDF has no page {page}")
         pdf_page = document[page - 1]
         width, height = pdf_page.get_size()
-        scale = dpi / 72
-        if width * height * scale * scale > MAX_PIXELS:
-            scale = math.sqrt(MAX_PIXELS / max(width * height, 1.0))
+        scale = render_scale(width, height, dpi)
         image = pdf_page.render(scale=scale).to_pil().convert("RGBA")
         words = _ocr_words(image) if ocr else _layer_words(pdf_page, scale, height)
         pdf_page.close()
