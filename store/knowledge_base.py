@@ -327,6 +327,15 @@ class KnowledgeBase:
             raise DocumentNotFound(f"no document {doc_id!r} in knowledge base {self.name!r}")
         return document
 
+    def content_version(self) -> int:
+        """The knowledge base's content version: a counter that every add, replace and remove moves on."""
+        return kb_rows.generation(self.db, self.id)
+
+    def document_versions(self) -> dict[str, str]:
+        """Each document's id and the hash of its content: what lineage records and compares later
+        (a document whose id is gone was removed; one whose hash differs was replaced)."""
+        return {d.id: d.content_hash for d in self.documents()}
+
     def passage(self, chunk_id: str) -> dict:
         """The stored passage ``chunk_id`` (``doc_id:n``, as ``SearchHit.chunk_id`` and the API's
         citations carry it): chunk_id, document, source, page, section, text."""
