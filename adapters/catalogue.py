@@ -106,6 +106,7 @@ def run_status(folder: RunFolder) -> dict[str, Any]:
         "examples": job.n_train,
         "created": job.created_at,
         "message": last.message if isinstance(last, (ev.Status, ev.Error)) else "",
+        "lineage": job.lineage or None,  # the knowledge base and documents of its data (store.lineage)
     }
 
 

@@ -144,6 +144,7 @@ def export(
                     **job.to_json()["hyperparameters"],
                 },
                 metrics={**metrics, "smoke_test": checks},
+                lineage=job.lineage or None,
             )
             db, registry = open_registry(settings.db_path)
             try:

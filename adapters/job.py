@@ -46,6 +46,7 @@ class TrainJob:
     eval_examples: int = 16  # validation questions answered by base and adapted model
     max_new_tokens: int = 64
     rag: dict[str, Any] = field(default_factory=dict)  # the retrieval-on evaluation: kb, questions, k, thresholds
+    lineage: dict[str, Any] = field(default_factory=dict)  # the knowledge base and documents of its data
     rag_max_new_tokens: int = 96  # reply length with retrieval on (the answer, then its [n])
     threads: int = 0  # torch threads in the worker; 0: all cores
     created_at: str = ""

@@ -2,7 +2,7 @@
 
 ::
 
-    job.json        the manifest (adapters.job): base model, data, method, hyperparameters, seed
+    job.json        the manifest (adapters.job): base model, data (and its lineage), method, hyperparameters, seed
     train.jsonl     the training examples (already validated and split)
     val.jsonl       the validation examples
     rag_eval.jsonl  when a knowledge base is involved: held-out questions in Chat's prompt (adapters.rag_eval)

@@ -13,7 +13,8 @@ Training it is ``adapters.process.train``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from adapters.base_model import bundled_base, describe
 from adapters.hyperparameters import DEFAULT_PRESET, preset
 from adapters.job import TrainJob, new_run_id
 from adapters.run_folder import RunFolder
+from store import lineage
 from store.errors import DomainsmithError
 from store.settings import Settings
 
@@ -109,9 +111,12 @@ def prepare_run(
     When ``source`` involves a knowledge base (``{"kind": "kb", "name"}`` or a ``"grounded"``
     name), the held-out questions are also rendered through Chat's retrieval for the evaluation
     with retrieval on (``adapters.rag_eval``); ``kb`` is that knowledge base when the caller has it
-    open (otherwise it is opened here). Raises ``InvalidTrainingData``, ``ModelNotFound``,
+    open (otherwise it is opened here). The job records the data's lineage (``store.lineage``): that
+    knowledge base's documents and those the examples' ``provenance`` names (a ``lineage`` job field
+    given by the caller is kept as given). Raises ``InvalidTrainingData``, ``ModelNotFound``,
     ``InsufficientMemory``, ``ConfigError`` or ``KnowledgeBaseError`` before anything is written.
     """
+    recorded = job_fields.pop("lineage", None)
     train_set, val_set = datasets.split(examples, val_fraction, seed)
     datasets.check_minimum(len(train_set))
     info = describe(base, settings)
@@ -138,7 +143,9 @@ def prepare_run(
         base_cache=str(settings.home / "models" / "base-cache"),
         **job_fields,
     )
-    rag_rows = _rag_questions(settings, job, train_set, val_set, kb)
+    with _knowledge_base(settings, _rag_kb_name(source), kb) as used:
+        job.lineage = recorded or _lineage(source, examples, used) or {}
+        rag_rows = _rag_questions(settings, job, train_set, val_set, used)
     folder = RunFolder.in_home(settings.home, job.run_id)
     folder.path.mkdir(parents=True)
     datasets.save_examples(folder.train, train_set)
@@ -179,36 +186,48 @@ def _rag_kb_name(source: dict[str, Any]) -> str | None:
     return source.get("grounded") or (source.get("name") if source.get("kind") == "kb" else None)
 
 
+@contextmanager
+def _knowledge_base(settings: Settings, name: str | None, kb: Any | None) -> Iterator[Any | None]:
+    """Knowledge base ``name``: ``kb`` when that is it, else opened here (and closed after); None without a name."""
+    if not name:
+        yield None
+    elif kb is not None and kb.name == name:
+        yield kb
+    else:
+        from store.knowledge_base import KnowledgeBase
+
+        with KnowledgeBase.open(settings, name, create=False) as opened:
+            yield opened
+
+
+def _lineage(source: dict[str, Any], examples: list[dict], kb: Any | None) -> dict[str, Any] | None:
+    """Where a run's data came from: every document of the knowledge base it comes from or is
+    grounded in (with grounding, any passage may be a distractor), joined with the documents that
+    generated rows name in their ``provenance``; None when no knowledge base is involved."""
+    generated = lineage.of_provenance(lineage.provenance_of(examples, source.get("path")))
+    return lineage.merge(lineage.of_knowledge_base(kb) if kb is not None else None, generated)
+
+
 def _rag_questions(
     settings: Settings, job: TrainJob, train_set: list[dict], val_set: list[dict], kb: Any | None
 ) -> list[dict[str, Any]]:
     """Render the held-out questions through Chat's retrieval (sets ``job.rag``); [] without a knowledge base."""
-    name = _rag_kb_name(job.source)
-    if not name:
+    if kb is None:
         return []
-    opened = None
-    if kb is None or kb.name != name:
-        from store.knowledge_base import KnowledgeBase
-
-        kb = opened = KnowledgeBase.open(settings, name, create=False)
-    try:
-        rows = rag_eval.prepare(
-            kb,
-            train_set,
-            val_set,
-            k=settings.retrieval_k,
-            threshold=settings.relevance_threshold,
-            limit=job.eval_examples,
-        )
-        job.rag = {
-            "kb": kb.name,
-            "questions": len(rows),
-            "k": settings.retrieval_k,
-            "relevance_threshold": settings.relevance_threshold,
-            "support_threshold": settings.support_threshold,
-            "embedder": str(kb.embedder.path),
-        }
-    finally:
-        if opened is not None:
-            opened.close()
+    rows = rag_eval.prepare(
+        kb,
+        train_set,
+        val_set,
+        k=settings.retrieval_k,
+        threshold=settings.relevance_threshold,
+        limit=job.eval_examples,
+    )
+    job.rag = {
+        "kb": kb.name,
+        "questions": len(rows),
+        "k": settings.retrieval_k,
+        "relevance_threshold": settings.relevance_threshold,
+        "support_threshold": settings.support_threshold,
+        "embedder": str(kb.embedder.path),
+    }
     return rows

@@ -36,6 +36,7 @@ class ModelRecord:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    lineage: dict[str, Any] | None = None  # the run's training-data lineage (store.lineage); None: exported before it
 
     @property
     def path(self) -> Path:
@@ -68,6 +69,7 @@ class ModelRegistry:
         row = {**asdict(record), "created_at": created}
         row["hyperparameters"] = json.dumps(record.hyperparameters, sort_keys=True)
         row["metrics"] = json.dumps(record.metrics, sort_keys=True)
+        row["lineage"] = json.dumps(record.lineage, sort_keys=True) if record.lineage else None
         with self.db.atomic():
             self.db["models"].insert(row)
         return ModelRecord(**{**asdict(record), "created_at": created})
@@ -120,4 +122,5 @@ def _record(row: dict) -> ModelRecord:
     data = dict(row)
     data["hyperparameters"] = json.loads(data["hyperparameters"] or "{}")
     data["metrics"] = json.loads(data["metrics"] or "{}")
+    data["lineage"] = json.loads(data.get("lineage") or "null")
     return ModelRecord(**data)

@@ -118,6 +118,12 @@ def create_models_table(db: Database) -> None:
     )
 
 
+@models_migrations()
+def add_model_lineage(db: Database) -> None:
+    """The run's training-data lineage (``store.lineage``) as JSON; NULL for models exported before it."""
+    db.execute("ALTER TABLE models ADD COLUMN lineage TEXT")
+
+
 @sessions_migrations()
 def create_session_tables(db: Database) -> None:
     db.execute("""CREATE TABLE chat_sessions (

@@ -14,6 +14,7 @@ from store import indexing
 from store.indexing import INDEXING
 from store.model_catalogue import Progress
 from ui.gradio_errors import plain_words
+from ui.lineage_view import mark_model_choices
 from ui.passages import passage_url
 from ui.services import Services
 
@@ -21,7 +22,9 @@ NOT_IN_DOCUMENTS = "⚠️ **Not in the documents.**"
 
 
 def model_choices(services: Services) -> list[tuple[str, str]]:
-    return services.model_choices()
+    """The model picker's (label, value) choices; an exported model trained on documents changed
+    since says so in its label (``expert (stale: pump.md removed)``), its value stays its name."""
+    return mark_model_choices(services, services.model_choices())
 
 
 def kb_choices(services: Services) -> list[str]:

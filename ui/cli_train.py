@@ -251,7 +251,8 @@ def rag_table(metrics: dict[str, Any]) -> str:
 def cmd_runs_list(services: Services, args: argparse.Namespace) -> int:
     from adapters import catalogue
 
-    runs = catalogue.list_runs(services.settings)
+    check = services.lineage_check()  # stale: a document its data came from was removed or replaced since
+    runs = [{**r, **check.fields(r["lineage"])} for r in catalogue.list_runs(services.settings)]
     if args.json:
         print(json.dumps({"runs": runs}, indent=2))
     elif not runs:
@@ -273,7 +274,7 @@ def cmd_runs_list(services: Services, args: argparse.Namespace) -> int:
                     r["created"][:16].replace("T", " "),
                 )
             )
-        print(format_table(rows))
+        print(format_table(rows, [check.marker(r["lineage"]) for r in runs]))
     return EXIT_OK
 
 
@@ -311,13 +312,15 @@ def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
     from store import embedder_catalogue, model_catalogue
 
     models = services.registry.list()
+    check = services.lineage_check()
     settings = services.settings
     home = settings.home
     bundled = [model_catalogue.describe(m, home) for m in model_catalogue.CATALOGUE]
     configured = None if settings.embedder_path else settings.embedder
     embedders = [embedder_catalogue.describe(e, home, configured) for e in embedder_catalogue.EMBEDDERS]
     if args.json:
-        data = {"models": [m.to_json() for m in models], "bundled": bundled, "embedders": embedders}
+        listed = [{**m.to_json(), **check.fields(m.lineage)} for m in models]
+        data = {"models": listed, "bundled": bundled, "embedders": embedders}
         print(json.dumps(data, indent=2))
         return EXIT_OK
     rows = [("BUNDLED", "STATE", "SIZE", "ROLES", "LICENCE", "WHAT IT COSTS")]
@@ -359,7 +362,7 @@ def cmd_models_list(services: Services, args: argparse.Namespace) -> int:
             )
             for m in models
         ]
-        print(format_table(rows))
+        print(format_table(rows, [check.marker(m.lineage) for m in models]))
     return EXIT_OK
 
 

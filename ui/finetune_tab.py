@@ -20,6 +20,7 @@ from adapters.service import TrainRequest
 from store.errors import DomainsmithError
 from store.uploads import stage_upload
 from ui.gradio_errors import errors_into
+from ui.lineage_view import dataset_marker, marked_runs, stale_report
 from ui.services import Services
 
 SOURCE_FILE, SOURCE_KB = "Q&A file", "Knowledge base"
@@ -38,6 +39,8 @@ def preview(services: Services, file: str | None) -> tuple[list[list[str]], str]
     except DomainsmithError as exc:
         return [], f"❌ **This file cannot be used:** {html.escape(str(exc))}"
     table = [[_question(r), _answer(r)] for r in rows]
+    stale = dataset_marker(services, file)  # generated rows whose documents changed since
+    notes = [*notes, f"⚠️ {stale}: these rows were made from documents changed since"] if stale else notes
     return table, "✅ " + "  \n".join(html.escape(n) for n in notes)
 
 
@@ -172,9 +175,12 @@ def run_choices(services: Services) -> list[tuple[str, str]]:
     def data(source: dict[str, Any]) -> str:
         return Path(source["path"]).name if source.get("path") else f"knowledge base {source.get('name')}"
 
+    def mark(run: dict[str, Any]) -> str:
+        return f" ({run['stale_marker']})" if run["stale_marker"] else ""
+
     return [
-        (f"{r['run_id']} ({r['status']}, {data(r['source'])})", r["run_id"])
-        for r in reversed(services.finetuner.runs())
+        (f"{r['run_id']} ({r['status']}, {data(r['source'])}){mark(r)}", r["run_id"])
+        for r in reversed(marked_runs(services, services.finetuner.runs()))
     ]
 
 
@@ -193,7 +199,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     """The tab's components; ``chat_model`` and ``tabs`` let "Use in Chat" switch Chat's model."""
     import gradio as gr
 
-    from ui.chat_tab import kb_choices
+    from ui.chat_tab import kb_choices, model_choices
 
     run_id = gr.State(None)
     model_name = gr.State(None)
@@ -261,6 +267,11 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
                 elem_id="ds-runs",
             )
     status = gr.Markdown(elem_id="ds-train-status")
+
+    def stale_runs_and_models() -> str:  # trained on documents removed or replaced since; read at each page load
+        return stale_report(services)
+
+    gr.Markdown(stale_runs_and_models, elem_id="ds-stale")
     bar = gr.HTML(elem_id="ds-progress")
     plot = gr.LinePlot(
         x="step",
@@ -318,7 +329,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     def on_use(name):
         if not name:
             raise DomainsmithError("export a model first")
-        updates = [gr.skip(), gr.Dropdown(choices=services.model_choices(), value=name)]
+        updates = [gr.skip(), gr.Dropdown(choices=model_choices(services), value=name)]
         if tabs is not None:
             updates.append(gr.Tabs(selected=chat_tab_id))
         return tuple(updates)

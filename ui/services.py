@@ -16,6 +16,7 @@ from store import embedding, model_catalogue
 from store.database import open_db
 from store.embedding import Embedder
 from store.knowledge_base import KnowledgeBase, list_knowledge_bases, validate_name
+from store.lineage import LineageCheck
 from store.registry import ModelRegistry
 from store.sessions import SessionStore
 from store.settings import Settings
@@ -98,6 +99,10 @@ class Services:
     @property
     def registry(self) -> ModelRegistry:
         return ModelRegistry(self.db)
+
+    def lineage_check(self) -> LineageCheck:
+        """Staleness of runs' and models' training data (``store.lineage``): make one per listing."""
+        return LineageCheck(lambda: self.db)
 
     @property
     def sessions(self) -> SessionStore:

@@ -172,6 +172,9 @@ def test_cli_train_from_kb_evaluates_with_retrieval_on(machines, tiny_llama, set
     assert [(r["run_id"], r["status"], r["source"]) for r in listing] == [
         (run_id, "done", {"kind": "kb", "name": "machines"})
     ]
+    # Its lineage: every document of the knowledge base, none changed since (issue 16).
+    run = listing[0]
+    assert len(run["lineage"]["documents"]) == 3 and not run["stale"] and run["stale_documents"] == []
     metrics = done_metrics(settings, run_id)
     questions = metrics["rag"]["questions"]
     assert metrics["rag"]["kb"] == "machines" and questions >= 3

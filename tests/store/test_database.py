@@ -30,6 +30,7 @@ def test_open_db_applies_every_migration_under_its_recorded_name(tmp_path):
             ("domainsmith", "add_chunk_page_labels"),
             ("domainsmith", "add_chunk_ocr"),
             ("domainsmith-models", "create_models_table"),
+            ("domainsmith-models", "add_model_lineage"),
             ("domainsmith-sessions", "create_session_tables"),
         }
         assert {
