@@ -73,6 +73,9 @@ CONFIGS: dict[str, Config] = {
         kb={"chunk_tokens": 200, "chunk_overlap": 32}, search={"rrf_k": 10, "keyword_weight": 0.5, "diversity": "none"}
     ),
     "dedupe": Config(search={"diversity": "dedupe"}),
+    "ev0.25": Config(search={"evidence_weight": 0.25}),
+    "ev0.5": Config(search={"evidence_weight": 0.5}),
+    "ev1": Config(search={"evidence_weight": 1.0}),
     "cap1": Config(search={"diversity": "cap", "per_document_cap": 1}),
     "cap2": Config(search={"diversity": "cap", "per_document_cap": 2}),
     "cap3": Config(search={"diversity": "cap", "per_document_cap": 3}),

@@ -385,6 +385,7 @@ class KnowledgeBase:
             rrf_k=self.settings.rrf_k,
             keyword_weight=self.settings.keyword_weight,
             diversity=Diversity(self.settings.diversity, self.settings.per_document_cap, self.settings.mmr_lambda),
+            evidence_weight=self.settings.evidence_weight,
         )
 
     def with_neighbours(self, hits: list[SearchHit], max_tokens: int) -> list[SearchHit]:

@@ -25,6 +25,26 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def page_evidence(
+    scored: Sequence[tuple[int, float]], pages: dict[int, tuple], weight: float, others: int = 2
+) -> list[tuple[int, float]]:
+    """Each passage's score plus ``weight`` times the scores of the best ``others`` other passages of
+    its page (``pages``: row id -> (document, page)); best first. Evidence spread over a page lifts it:
+    a long page that answers in several places against a short one that repeats the question's words.
+    """
+    if weight <= 0:
+        return list(scored)
+    by_page: dict[tuple, list[float]] = {}
+    for item, score in scored:
+        by_page.setdefault(pages.get(item, (item,)), []).append(score)
+    out = []
+    for item, score in scored:
+        group = sorted(by_page[pages.get(item, (item,))], reverse=True)
+        group.remove(score)
+        out.append((item, score + weight * sum(group[:others])))
+    return sorted(out, key=lambda kv: (-kv[1], kv[0]))
+
+
 _SPACE = re.compile(r"\s+")
 
 

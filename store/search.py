@@ -22,7 +22,7 @@ from store.database import rows
 from store.diversity import Candidate, Diversity, choose, pool_size
 from store.embedding import Embedder
 from store.errors import KnowledgeBaseError
-from store.ranking import collapse_duplicates, reciprocal_rank_fusion
+from store.ranking import collapse_duplicates, page_evidence, reciprocal_rank_fusion
 from store.records import SearchHit
 from store.vector_index import VectorIndex
 
@@ -48,6 +48,7 @@ def search_all(
     rrf_k: int,
     keyword_weight: float,
     diversity: Diversity = Diversity(),
+    evidence_weight: float = 0.0,
 ) -> dict[str, list[SearchHit]]:
     """The ``k`` best hits per mode; the query is embedded (``vector_search``) and run once per ranker."""
     query = (query or "").strip()
@@ -72,6 +73,9 @@ def search_all(
             k=rrf_k,
             weights=(1.0, keyword_weight),
         )
+        if evidence_weight > 0:
+            fused = ranked["hybrid"]
+            ranked["hybrid"] = page_evidence(fused, _pages(db, [i for i, _ in fused]), evidence_weight)
     return {mode: to_hits(db, ranked[mode], k, diversity) for mode in modes}
 
 
@@ -149,6 +153,12 @@ def to_hits(db: Database, scored: Ranking, k: int, diversity: Diversity = Divers
             )
         )
     return hits
+
+
+def _pages(db: Database, ids: Sequence[int]) -> dict[int, tuple]:
+    """Row id -> (document, page) of chunk rows ``ids`` (page None: the whole document)."""
+    found = rows(db, f"SELECT id, doc_id, page FROM chunks WHERE id IN ({','.join('?' * len(ids))})", list(ids))
+    return {r["id"]: (r["doc_id"], r["page"]) for r in found}
 
 
 def _chunk_rows(db: Database, ids: Sequence[int]) -> list[dict]:

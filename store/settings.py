@@ -69,6 +69,9 @@ class Settings:
     # Hybrid search: reciprocal rank fusion of vector and keyword results (see store/ranking.py).
     rrf_k: int = _setting(10, "hybrid search: the rank fusion constant")
     keyword_weight: float = _setting(0.5, "hybrid search: the weight of the keyword ranking")
+    evidence_weight: float = _setting(
+        0.0, "hybrid search: how much the other passages of a hit's page add to its score (0: off)"
+    )
     # Diverse results (see store/diversity.py); "none" keeps the ranking as it is. A cap of 3 per
     # document was chosen on the dev halves of three corpora (bench/retrieval.py, issue 13): it never
     # lowered recall@1, @5 or MRR there, and on the test halves it raised PostgreSQL's recall@5.
