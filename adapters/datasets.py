@@ -86,7 +86,10 @@ def _decode(raw: bytes, path: Path) -> str:
 
 
 def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The examples of a JSONL file. Generated rows (``adapters.datagen``) carry a ``review`` field:
+    only the ``accepted`` ones train, and a file with none accepted is refused."""
     rows = []
+    reviewed = accepted = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -100,7 +103,17 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
             raise InvalidTrainingData(
                 'each line must be a JSON object with "question" and "answer" (or "messages")', path=path, line=number
             )
+        if "review" in obj:
+            reviewed += 1
+            if obj["review"] != "accepted":
+                continue
+            accepted += 1
         rows.append((number, _example(obj, path, number)))
+    if reviewed and not accepted:
+        raise InvalidTrainingData(
+            f"{path.name} has {reviewed} generated rows and none accepted: accept them in the Fine-tune tab "
+            "(Generate from documents) or generate with --accept"
+        )
     return rows
 
 
