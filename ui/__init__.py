@@ -2,10 +2,12 @@
 
 - ``services.Services``: the shared, lazily built services (settings, knowledge bases, the
   assistant, the fine-tuner, the database for models and chat sessions).
-- ``cli`` (+ ``cli_chat``, ``cli_train``): ``python app.py SUBCOMMAND``; each command parses,
-  calls one facade, prints.
+- ``cli`` (+ ``cli_chat``, ``cli_train``, ``cli_keys``, ``cli_data``): ``python app.py SUBCOMMAND``;
+  each command parses, calls one facade, prints.
 - ``web`` builds the app from one module per tab (``knowledge_tab``, ``chat_tab``,
-  ``finetune_tab``); handlers are plain functions over ``Services``, tested without a browser.
+  ``finetune_tab`` with its ``datagen_panel``, "Generate from documents", whose background
+  generations ``datagen_jobs`` runs); handlers are plain functions over ``Services``, tested
+  without a browser. ``lineage_view`` marks stale runs, models and data files.
   ``gradio_errors`` turns library errors into what the page shows; ``access`` guards every route
   when a password is set.
 

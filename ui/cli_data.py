@@ -42,6 +42,7 @@ def register(sub) -> None:
 
 def cmd_data_generate(services: Services, args: argparse.Namespace) -> int:
     from adapters.datagen import generate, model_complete
+    from adapters.datagen_review import generating
 
     options = GenerateOptions(
         kb=args.kb,
@@ -75,11 +76,12 @@ def cmd_data_generate(services: Services, args: argparse.Namespace) -> int:
     report = None
     try:
         complete, name = model_complete(assistant, args.model, options, cancel)
-        for event in generate(kb, services.settings, complete, name, out, options, cancel):
-            if isinstance(event, GenerationProgress):
-                _progress(event.report)
-            elif isinstance(event, GenerationDone):
-                report = event.report
+        with generating(out):  # the web app's review refuses to write the file meanwhile
+            for event in generate(kb, services.settings, complete, name, out, options, cancel):
+                if isinstance(event, GenerationProgress):
+                    _progress(event.report)
+                elif isinstance(event, GenerationDone):
+                    report = event.report
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)

@@ -199,6 +199,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     """The tab's components; ``chat_model`` and ``tabs`` let "Use in Chat" switch Chat's model."""
     import gradio as gr
 
+    from ui import datagen_panel
     from ui.chat_tab import kb_choices, model_choices
 
     run_id = gr.State(None)
@@ -267,6 +268,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
                 elem_id="ds-runs",
             )
     status = gr.Markdown(elem_id="ds-train-status")
+    datagen_panel.build(services, [base, preset, method, *advanced], [run_id, status, timer, runs])
 
     def stale_runs_and_models() -> str:  # trained on documents removed or replaced since; read at each page load
         return stale_report(services)
