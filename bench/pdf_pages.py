@@ -73,7 +73,12 @@ from bench.questions import split  # noqa: E402
 MODES = ("hybrid", "vector", "keyword")
 PARSERS = ("before", "after")
 BEFORE_COMMIT = "b053c94"  # the parser before issue 15's page labels, header/footer and hyphenation work
-AFTER_SOURCES = ("store/parsing/pdf.py", "store/parsing/pdf_text.py")
+AFTER_SOURCES = (
+    "store/parsing/pdf.py",
+    "store/parsing/pdf_text.py",
+    "store/parsing/pdf_pages.py",
+    "store/parsing/pdf_layout.py",
+)
 
 
 def log(message: str) -> None:

@@ -5,8 +5,9 @@ unlike guessing headings from font sizes. The pages themselves are read by
 ``store.parsing.pdf_pages``: the text layer through pdfium (pypdf as the fallback), scanned pages
 by OCR, and the page labels a reader's viewer shows ("xii", "24"), kept beside the physical pages.
 Running headers and footers are dropped and words hyphenated at line ends rejoined, with the
-whole document's lines (``store.parsing.pdf_text``). A PDF with no text at all is refused with a
-message that says why (OCR off, or OCR found no words).
+whole document's lines (``store.parsing.pdf_text``); a table's rows stay lines, one block per
+table. A PDF with no text at all is refused with a message that says why (OCR off, or OCR found
+no words).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from store.errors import (
     FileTooLarge,
 )
 from store.parsing import pdf_pages, pdf_text
+from store.parsing.pdf_layout import CELL
 from store.parsing.text import normalise_space
 from store.records import Block, ParsedDocument
 
@@ -170,8 +172,15 @@ def _decrypt(reader: PdfReader, name: str) -> None:
 
 def page_lines(page_text: str) -> list[str]:
     """One page's extracted text as lines, cleaned (ligatures, odd characters, spaces); blank lines
-    stay (as "") because they end paragraphs."""
-    return [normalise_space(raw) for raw in page_text.translate(_CLEANUP).splitlines()]
+    stay (as "") because they end paragraphs, and a table row keeps its cells apart (``CELL``)."""
+    return [_clean_line(raw) for raw in page_text.translate(_CLEANUP).splitlines()]
+
+
+def _clean_line(raw: str) -> str:
+    if CELL not in raw:
+        return normalise_space(raw)
+    cells = [normalise_space(cell) for cell in raw.split(CELL)]
+    return CELL.join(cell for cell in cells if cell) if sum(map(bool, cells)) > 1 else "".join(cells)
 
 
 def paragraphs(page_text: str) -> list[str]:
@@ -185,13 +194,23 @@ def paragraphs_of(lines: list[str], words: Counter[str]) -> list[str]:
 
     pypdf emits one line per text line and rarely a blank line between paragraphs, so a line
     clearly shorter than the page's full line width ends a paragraph (last lines of paragraphs,
-    headings, list items are short; lines inside a paragraph run to the margin).
+    headings, list items are short; lines inside a paragraph run to the margin). Table rows (lines
+    of cells, ``pdf_layout.CELL``) next to each other make one paragraph, a row a line, its cells
+    joined by " | " (as ``store.parsing.html`` writes tables).
     """
-    full = max((len(line) for line in lines), default=0)
+    full = max((len(line) for line in lines if CELL not in line), default=0)
     short = 0.7 * full if full >= 40 else 0
     result: list[str] = []
     current: list[str] = []
+    rows: list[str] = []
     for line in lines:
+        if CELL in line:
+            _flush(current, result, words)
+            rows.append(line.replace(CELL, " | "))
+            continue
+        if rows:
+            result.append("\n".join(rows))
+            rows.clear()
         if not line:
             _flush(current, result, words)
             continue
@@ -200,6 +219,8 @@ def paragraphs_of(lines: list[str], words: Counter[str]) -> list[str]:
         if len(line) < short and not split_word and (line.endswith(_SENTENCE_END) or len(current) == 1):
             _flush(current, result, words)
     _flush(current, result, words)
+    if rows:
+        result.append("\n".join(rows))
     return result
 
 

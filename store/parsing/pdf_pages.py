@@ -1,5 +1,7 @@
-"""Reading a PDF's pages for ``store.parsing.pdf``: the text layer (pdfium, pypdf as the fallback),
-OCR of pages without one (``store.parsing.ocr``), and the page labels a reader's viewer shows."""
+"""Reading a PDF's pages for ``store.parsing.pdf``: the text layer (pdfium, pypdf as the fallback)
+in reading order (``store.parsing.pdf_layout``: two columns one after the other, a table's rows as
+rows of cells), OCR of pages without one (``store.parsing.ocr``), and the page labels a reader's
+viewer shows."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pypdf import PdfReader
 
 from store.errors import Cancelled, EmptyDocument
 from store.parsing import ocr
+from store.parsing.pdf_layout import page_text
 
 if TYPE_CHECKING:
     from store.parsing import ParseLimits
@@ -120,7 +123,7 @@ def text_layer(path: Path) -> Iterator[Callable[[int], str | None]]:
             try:
                 textpage = page.get_textpage()
                 try:
-                    return textpage.get_text_range().replace("\r\n", "\n").replace("\ufffe", "-\n")
+                    return page_text(textpage).replace("\r\n", "\n").replace("\ufffe", "-\n")
                 finally:
                     textpage.close()
             finally:

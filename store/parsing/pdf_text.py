@@ -7,7 +7,9 @@ Two things need more than one page to get right:
   chunk, it pollutes search and wastes the model's context. A line counts as running when, with
   its page's number or label written as ``#``, it sits among the first or last two lines of at
   least half the pages (and of three at least), shorter than a full body line and not ending a
-  sentence; headings the PDF's outline names are kept.
+  sentence; headings the PDF's outline names are kept. The page's number (or label) alone on such
+  a line goes on any page, even where few pages show it alone (the first pages of chapters, whose
+  other pages carry the chapter's name beside the number).
 - Words hyphenated at line ends: "configu-" + "ration" is one word, "read-" + "only" a compound.
   The document's own vocabulary decides: the compound is kept when the document writes it with
   its hyphen elsewhere; the joined word when the document writes it whole; otherwise the hyphen
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 
 EDGE_LINES = 2  # lines at the top and at the bottom of a page that may be running headers/footers
 MIN_RUNNING_PAGES = 3
+PAGE_NUMBER = "#"  # the key (``running_line_key``) of a line that is the page's number or label alone
 _WORD = re.compile(r"[^\W\d_](?:[\w'’-]*[^\W\d_])?")
 
 
@@ -53,11 +56,14 @@ def running_lines(
 
 
 def drop_running(lines: list[str], page: int, label: str | None, running: set[str]) -> list[str]:
-    """``lines`` without the running headers and footers at its top and bottom edges."""
-    if not running:
-        return lines
+    """``lines`` without the running headers and footers at its top and bottom edges, and without
+    the page's bare number there however few pages show theirs alone (a chapter's first page)."""
     edge = _candidates(lines)
-    return [line for i, line in enumerate(lines) if i not in edge or running_line_key(line, page, label) not in running]
+    return [
+        line
+        for i, line in enumerate(lines)
+        if i not in edge or running_line_key(line, page, label) not in running | {PAGE_NUMBER}
+    ]
 
 
 def _candidates(lines: Sequence[str]) -> set[int]:

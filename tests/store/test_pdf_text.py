@@ -106,3 +106,14 @@ def test_a_word_and_the_page_number_is_a_heading_but_page_n_is_a_footer():
         for n in (1, 2, 3)
     ]
     assert running_lines(pages) == {"page #"}
+
+
+def test_a_bare_page_number_goes_even_on_the_few_pages_that_show_it_alone(tmp_path):
+    # Chapters' first pages show the number alone, the others "Chapter N: title  page".
+    pages = [
+        [str(n) if n in (1, 4) else f"Chapter {1 if n < 4 else 2}: Pumps and valves {n}", *BODY, f"Fact {n} here."]
+        for n in range(1, 7)
+    ]
+    parsed = pdf.parse(f.make_pdf_lines(tmp_path / "chapters.pdf", pages), LIMITS)
+    assert not any(b.text.strip().isdigit() for b in parsed.blocks)
+    assert all(any(f"Fact {n} here." in b.text for b in parsed.blocks) for n in range(1, 7))
