@@ -17,6 +17,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# OpenMP threads (llama.cpp, torch) sleep rather than spin while they wait: read once, when the
+# library loads, so it is set before anything imports it. With one of two cores busy with another
+# program, Chat generated 20-22 tokens/s instead of 10-12 (SmolLM2, two threads), 14-19 instead of
+# 2.5-5 beside heavier load; idle, 36 instead of 41, and the same time to the first token
+# (2026-12-01, issue 12). The training child process sets the same (adapters/process.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from store import DomainsmithError, Settings
 from ui import Services, build_parser, run

@@ -124,8 +124,17 @@ def prepare_run(
     base_lr = bundled.learning_rate if bundled is not None else None  # the rate this base trains best at
     hp = preset(preset_name, "lora", base_lr, **(overrides or {}))
     longest = max(memory.tokens_from_chars(len(json.dumps(e, ensure_ascii=False))) for e in examples)
-    chosen, reason, _estimate = memory.choose_method(method, info, hp, longest, available_memory)
-    hp = preset(preset_name, chosen, base_lr, **(overrides or {}))
+    given = overrides or {}
+    chosen, reason, _estimate, fitted = memory.fit_batch(
+        method, info, hp, longest, available_memory, batch_given=given.get("batch_size") is not None
+    )
+    if fitted.batch_size != hp.batch_size:
+        reason += (
+            f"; batch {fitted.batch_size} with {fitted.grad_accum} accumulation steps (instead of batch "
+            f"{hp.batch_size}) to fit in memory"
+        )
+        given = {**given, "batch_size": fitted.batch_size, "grad_accum": fitted.grad_accum}
+    hp = preset(preset_name, chosen, base_lr, **given)
     job = TrainJob(
         run_id=new_run_id(),
         base=str(info.path),

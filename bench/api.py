@@ -21,8 +21,9 @@ manual pages they come from, bench/corpus.py):
 Fairness: the bundled SmolLM2-135M, greedy, ``--max-tokens`` (64). llama.cpp generates on one thread
 in both runtimes (``chat_threads = 1`` here, ``--n_threads 1`` for the server; prompt evaluation uses
 every core in both), and the paths answer in turn, never at once, so they do not fight over the two
-cores. Every answer runs in a new thread of its own, as ``/v1``'s do (see ``in_thread``), and the server's
-OpenMP workers wait passively (``bench.api_servers.SERVER_ENV``: it answers from reused threads, where
+cores. Every answer runs in a new thread of its own, as ``/v1``'s do (see ``in_thread``), and OpenMP
+workers wait passively in both processes, as in the app (app.py sets ``OMP_WAIT_POLICY=PASSIVE``; the
+server gets it through ``bench.api_servers.SERVER_ENV``: it answers from reused threads, where
 spinning workers made its prompt evaluation 2.3 times as slow on two busy cores). Before each timed
 answer the runtime that answers is left with another prompt evaluated (only the system prompt
 reusable, as between two questions of a chat), so no path finds the previous path's prompt in its
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py sets it for the app
 
 from assistant.assistant import AskOptions  # noqa: E402
 from assistant.events import Done, Token  # noqa: E402

@@ -181,6 +181,23 @@ def test_auto_method_rule_and_memory_refusal():
         memory.choose_method("lora", SMOLLM, hp, 512, available=2**29)
 
 
+def test_long_examples_train_in_smaller_batches_when_batch_4_does_not_fit():
+    """Grounded examples (2,048 tokens) on a 150k-vocabulary base: batch 4 needs about 15 GiB of logits."""
+    qwen = BaseModel(
+        **{**SMOLLM.__dict__, "n_params": 630_000_000, "hidden_size": 896, "n_layers": 24, "vocab_size": 151_936}
+    )
+    hp = preset("standard", max_length=2048)
+    available = 12 * 2**30
+    with pytest.raises(memory.InsufficientMemory):
+        memory.choose_method("auto", qwen, hp, 2048, available=available)
+    method, _, estimate, fitted = memory.fit_batch("auto", qwen, hp, 2048, available=available)
+    assert fitted.batch_size < hp.batch_size
+    assert fitted.batch_size * fitted.grad_accum == hp.batch_size * hp.grad_accum  # same examples per step
+    assert estimate.peak_bytes <= memory.SAFETY * available
+    with pytest.raises(memory.InsufficientMemory):  # a batch size the user chose is kept, and refused
+        memory.fit_batch("auto", qwen, hp, 2048, available=available, batch_given=True)
+
+
 def test_base_model_checks(tmp_path):
     info = describe(None)
     assert info.architecture == "llama" and 100e6 < info.n_params < 200e6 and info.vocab_size == 49152
