@@ -36,7 +36,10 @@ def llama_server(
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context), "--n_threads", "1"]
-    command += ["--verbose", "False"]
+    # llama_cpp.server keeps every prompt token's logits by default (for logprobs): about a second more
+    # to the first token of a 1,000-token prompt here, and a copy of the vocabulary's logits per token.
+    # Servers in use (llama.cpp's llama-server, vLLM, Ollama) compute the last token's only.
+    command += ["--logits_all", "False", "--verbose", "False"]
     with log.open("wb") as out:
         full_env = {**os.environ, **env} if env else None
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=full_env)
