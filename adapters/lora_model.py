@@ -34,8 +34,25 @@ def load_model(folder: Path, method: str, gradient_checkpointing: bool = True):
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
 
+        keep_weights_trainable(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     return model
+
+
+def keep_weights_trainable(model) -> None:
+    """Stop bitsandbytes repacking NF4 weights for CPU inference on the first forward in eval mode.
+
+    On CPUs with AVX512-BF16 a ``Linear4bit`` run in eval mode (the before-training evaluation)
+    converts its weight to a packed inference layout and never converts it back; in training the
+    layer then takes an inference kernel that autograd cannot see through: with a bias (Qwen2's
+    q/k/v projections) training crashed ("a view of a leaf Variable that requires grad is being used
+    in an in-place operation"), and without one the gradient to the layers below would be lost.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def lora_targets(peft_model) -> list[str]:

@@ -163,6 +163,7 @@ def test_a_run_written_by_an_earlier_version_is_listed_shown_and_resumable(setti
         "examples": 22,
         "created": "2026-11-30T10:00:00+00:00",
         "message": "",
+        "lineage": None,  # written before lineage existed: none, and never stale
     }
     assert (interrupted["status"], interrupted["step"], interrupted["total_steps"]) == ("interrupted", 6, 12)
 
