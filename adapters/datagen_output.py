@@ -28,7 +28,7 @@ class Output:
 
     def __init__(self, path: Path):
         self.path = path
-        self.rejected_path = path.with_name(path.name.removesuffix(".jsonl") + ".rejected.jsonl")
+        self.rejected_path = rejected_path(path)
         self.state_path = path.with_name(path.name.removesuffix(".jsonl") + ".state.json")
         self.rows: list[dict] = []
         self.rejected: list[dict] = []
@@ -54,8 +54,8 @@ class Output:
 
     def write(self, rows: Sequence[dict], rejected: Sequence[dict], chunk_id: str) -> None:
         """Append whole lines (fsynced), then record the chunk as done."""
-        _append(self.path, rows)
-        _append(self.rejected_path, rejected)
+        append_rows(self.path, rows)
+        append_rows(self.rejected_path, rejected)
         self.rows += rows
         self.rejected += rejected
         self.done.add(chunk_id)
@@ -67,7 +67,13 @@ class Output:
         fsync_path(self.state_path.parent)
 
 
-def _append(path: Path, rows: Sequence[dict]) -> None:
+def rejected_path(path: Path) -> Path:
+    """The audit file of a rows file's rejected candidates (and rows deleted in review)."""
+    return path.with_name(path.name.removesuffix(".jsonl") + ".rejected.jsonl")
+
+
+def append_rows(path: Path, rows: Sequence[dict]) -> None:
+    """Append each row as one whole line, flushed and fsynced."""
     with open(path, "a", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -75,10 +81,10 @@ def _append(path: Path, rows: Sequence[dict]) -> None:
             os.fsync(f.fileno())
 
 
-def _read_repaired(path: Path) -> list[dict]:
-    """The rows of a JSONL file; a partial last line (a killed writer) is cut off the file first."""
+def cut_torn_line(path: Path) -> bytes:
+    """The file's whole lines, after cutting off a partial last line (a writer killed mid-line); b"" if absent."""
     if not path.exists():
-        return []
+        return b""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
@@ -87,6 +93,12 @@ def _read_repaired(path: Path) -> list[dict]:
             f.truncate(cut)
             os.fsync(f.fileno())
         data = data[:cut]
+    return data
+
+
+def _read_repaired(path: Path) -> list[dict]:
+    """The rows of a JSONL file; a partial last line (a killed writer) is cut off the file first."""
+    data = cut_torn_line(path)
     out = []
     for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
         if line.strip():

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.datagen_output import append_rows, cut_torn_line, rejected_path
 from store.durable import fsync_path
 from store.errors import DocumentNotFound, DomainsmithError, KnowledgeBaseError
 from store.records import where
@@ -56,11 +57,6 @@ class GenerationRunning(DomainsmithError):
 
 def lock_path(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl") + ".lock")
-
-
-def rejected_path(path: Path) -> Path:
-    """The generation's audit file of rejected candidates (``adapters.datagen_output.Output``)."""
-    return path.with_name(path.name.removesuffix(".jsonl") + ".rejected.jsonl")
 
 
 def generated_files(folder: Path) -> list[Path]:
@@ -281,15 +277,8 @@ def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def _append_line(path: Path, row: dict[str, Any]) -> None:
     """Append one whole line, after cutting a partial last line a killed writer may have left."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(path, "rb+") as f:
-                f.truncate(data.rfind(b"\n") + 1)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    cut_torn_line(path)
+    append_rows(path, [row])
 
 
 # -- the source passage -----------------------------------------------------------------------------
