@@ -20,7 +20,7 @@ from typing import Any
 
 from adapters import datasets, memory, rag_eval
 from adapters.base_model import bundled_base, describe
-from adapters.hyperparameters import DEFAULT_PRESET, preset
+from adapters.hyperparameters import DEFAULT_PRESET, grounded_epochs, preset
 from adapters.job import TrainJob, new_run_id
 from adapters.run_folder import RunFolder
 from store import lineage
@@ -88,6 +88,9 @@ def prepare_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -> 
         )
         if overrides.get("max_length") is None:
             overrides["max_length"] = GROUNDED_MAX_LENGTH
+        if overrides.get("epochs") is None:
+            overrides["epochs"] = epochs = grounded_epochs(request.preset, len(data.examples))
+            data.grounding += f"; {epochs} epochs for {len(data.examples)} grounded examples"
     return data
 
 

@@ -50,6 +50,7 @@ from bench.corpus import CORPORA, QUESTIONS, corpus  # noqa: E402
 
 KB = "loop"
 WORK = ROOT / "bench" / "out" / "loop"
+STAGES = ("kb", "generation", "training", "base", "adapted")
 GOALS = {"abstention_f1": 0.15, "citation_support": 0.10, "keyword_accuracy": 0.0}
 
 
@@ -100,9 +101,11 @@ def generate(home: Path, rows: Path, args: argparse.Namespace) -> dict:
     return {**json.loads(done.stdout), "load": [before, load()]}
 
 
-def train_and_export(settings, rows: Path, args: argparse.Namespace) -> dict:
-    from adapters import process, service
+def train_and_export(settings, rows: Path, args: argparse.Namespace, state: State) -> dict:
+    """Train on the rows (an interrupted run of an earlier invocation resumes from its checkpoint), export."""
+    from adapters import catalogue, process, service
     from adapters.export import export
+    from adapters.job import TrainJob
     from bench.facts import overrides
     from store.knowledge_base import KnowledgeBase
 
@@ -113,13 +116,21 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace) -> dict:
         data=str(rows), grounded=KB, base=args.base, preset=args.preset, overrides=overrides(args.set)
     )
     job, data = service.prepare(settings, request, open_kb)
+    finished = resumed = False
+    if state["training_run"] and catalogue.run_dir(settings, state["training_run"]).path.is_dir():
+        shutil.rmtree(catalogue.run_dir(settings, job.run_id).path)  # just prepared: take up the earlier run
+        earlier, resumed = catalogue.run_dir(settings, state["training_run"]), True
+        finished = catalogue.run_status(earlier)["status"] == "done"  # trained, not exported yet
+        job = TrainJob.load(earlier) if finished else catalogue.resume(settings, state["training_run"])
+        log(f"run {job.run_id}: {'trained, exporting it' if finished else 'resuming it from its last checkpoint'}")
+    state.record("training_run", job.run_id)
     hp = job.hyperparameters
     log(
         f"run {job.run_id} on {Path(job.base).name}: {job.n_train} examples ({data.grounding}); preset "
         f"{job.preset}, {job.method}, lr {hp.learning_rate}, r {hp.lora_r}, {hp.epochs} epochs"
     )
     before, started = load(), time.monotonic()
-    for event in process.train(settings, job):
+    for event in [] if finished else process.train(settings, job):
         if event.kind == "step" and event.step % 10 == 0:
             log(f"  step {event.step}/{event.total_steps}: loss {event.loss:.3f}, {event.tokens_per_s:.0f} tok/s")
         elif event.kind == "failed":
@@ -139,6 +150,7 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace) -> dict:
         "epochs": hp.epochs,
         "learning_rate": hp.learning_rate,
         "training_s": round(training_s, 1),
+        "resumed": resumed,  # training_s then counts this invocation's part only
         "export_s": round(time.monotonic() - started, 1),
         "load": [before, after],
     }
@@ -208,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     parser.add_argument("--questions", type=int, default=0, help="evaluate on the first N questions (0: all)")
     parser.add_argument("--fresh", action="store_true", help="start over (the fetched corpus is kept)")
+    parser.add_argument("--until", choices=STAGES, help="stop after this stage (the next run goes on from there)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -231,23 +244,28 @@ def main(argv: list[str] | None = None) -> int:
     services = Services(settings)
     try:
         root, _ = corpus(args.corpus)
-        if not state["kb"]:
-            state.record("kb", build_kb(services, root))
-        if (state["generation"] or {}).get("chunks_total") != args.chunks:  # more passages: the file resumes
-            state.record("generation", generate(home, rows, args))
-        if not state["training"]:
-            state.record("training", train_and_export(settings, rows, args))
-        if not state["base"]:
-            state.record("base", evaluate(services, state["training"]["base_path"], items, "base"))
-        if not state["adapted"]:
-            state.record("adapted", evaluate(services, state["training"]["model"], items, "adapted"))
+        stages = {
+            "kb": lambda: build_kb(services, root),
+            "generation": lambda: generate(home, rows, args),
+            "training": lambda: train_and_export(settings, rows, args, state),
+            "base": lambda: evaluate(services, state["training"]["base_path"], items, "base"),
+            "adapted": lambda: evaluate(services, state["training"]["model"], items, "adapted"),
+        }
+        for stage in STAGES:
+            # more passages than the recorded generation: run it again, the rows file resumes
+            more = stage == "generation" and (state[stage] or {}).get("chunks_total") != args.chunks
+            if not state[stage] or more:
+                state.record(stage, stages[stage]())
+            if stage == args.until:
+                log(f"stopped after {stage} (--until); run again without it to go on")
+                return 0
     finally:
         services.close()
     summary = {
         "corpus": args.corpus,
         "questions": len(items),
         "unanswerable": sum(i.unanswerable for i in items),
-        **{k: state[k] for k in ("kb", "generation", "training", "base", "adapted")},
+        **{k: state[k] for k in STAGES},
     }
     print(json.dumps(summary, indent=1) if args.json else render(summary))
     return 0

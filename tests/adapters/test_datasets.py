@@ -326,3 +326,37 @@ def test_the_default_training_base_trains_at_its_own_rate_and_smollm2_keeps_1e3(
     assert rate(str(tmp_path / "base.gguf")) == 1e-3  # a file of one's own: the preset's rate
     assert rate(method="qlora") == QLORA_LEARNING_RATE
     assert rate(learning_rate=5e-3) == rate("smollm2-135m", learning_rate=5e-3) == 5e-3
+
+
+def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_wins(open_kb, settings, tmp_path):
+    import json
+
+    from adapters.hyperparameters import GROUNDED_PASSES, grounded_epochs
+    from adapters.service import TrainRequest, prepare_data
+    from tests import factories
+
+    assert grounded_epochs("standard", 24) == 20  # a few dozen facts keep the measured recipe
+    assert grounded_epochs("standard", 100) == GROUNDED_PASSES // 100
+    assert grounded_epochs("standard", 400) == 2  # never under two passes
+    assert grounded_epochs("quick", 10) == 5 and grounded_epochs("quick", 1000) == 2
+
+    kb = open_kb("sized")
+    list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
+    rows = tmp_path / "qa.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"question": f"How is frame {i} anchored?", "answer": "With four chemical bolts."}) + "\n"
+            for i in range(60)
+        )
+    )
+
+    def prepared(**overrides):
+        request = TrainRequest(data=str(rows), grounded="sized", overrides=overrides)
+        return prepare_data(request, lambda name: kb, settings)
+
+    data = prepared()
+    n = len(data.examples)
+    assert n > 60  # the cited rows and a share of them without their source
+    assert data.overrides["epochs"] == grounded_epochs("standard", n) < 20
+    assert f"{data.overrides['epochs']} epochs for {n} grounded examples" in data.grounding
+    assert prepared(epochs=7).overrides["epochs"] == 7
