@@ -103,12 +103,14 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
             raise InvalidTrainingData(
                 'each line must be a JSON object with "question" and "answer" (or "messages")', path=path, line=number
             )
+        example = _example(obj, path, number)
         if "review" in obj:
             reviewed += 1
             if obj["review"] != "accepted":
                 continue
             accepted += 1
-        rows.append((number, _example(obj, path, number)))
+            example["generated"] = True  # not the expert's own row: may be held out (``split``)
+        rows.append((number, example))
     if reviewed and not accepted:
         raise InvalidTrainingData(
             f"{path.name} has {reviewed} generated rows and none accepted: accept them in the Fine-tune tab "
@@ -251,6 +253,7 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
                 {
                     "kind": "chat",
                     "origin": origin,
+                    "generated": True,
                     "messages": [
                         {"role": "user", "content": question},
                         {"role": "assistant", "content": chunk_text.strip()},
@@ -264,17 +267,21 @@ def examples_from_kb(kb: Any, *, text: bool = True, structure: bool = True) -> l
 
 
 def split(examples: list[dict[str, Any]], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """A seeded train/validation split; at least one validation example when ``val_fraction > 0``.
+    """A seeded train/validation split: ``val_fraction`` of the generated questions, at least one when
+    there are any and ``val_fraction > 0``.
 
-    Only chat examples go to validation (they are what the evaluation asks and scores). Chat
-    examples with the same ``origin`` (a grounded question and its variant with the source taken
-    out) stay on the same side, so no held-out question was trained on in another form.
+    The expert's own rows always train (every fact given is learned); only generated chat examples
+    (``"generated"``: rows from ``data generate``, a knowledge base's section questions) can be held
+    out. Chat examples with the same ``origin`` (a grounded question and its variant with the
+    source taken out) stay on the same side, so no held-out question was trained on in another form.
+    To measure the expert's own facts on questions never trained, an evaluation file
+    (``train --eval``) is asked instead.
     """
     if not 0.0 <= val_fraction < 0.5:
         raise InvalidTrainingData(f"the validation fraction must be in [0, 0.5) (got {val_fraction})")
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(examples):
-        if e["kind"] == "chat":
+        if e["kind"] == "chat" and e.get("generated"):
             groups.setdefault(e.get("origin") or f"#{i}", []).append(i)
     units = list(groups.values())
     n_val = 0 if val_fraction == 0 or len(units) < 2 else max(1, round(len(units) * val_fraction))
@@ -294,7 +301,7 @@ def data_hash(examples: Iterable[dict[str, Any]]) -> str:
     """A short hash of what is trained on (not where it came from, nor the question already in the messages)."""
     digest = hashlib.sha256()
     for example in examples:
-        body = {k: v for k, v in example.items() if k not in ("origin", "question")}
+        body = {k: v for k, v in example.items() if k not in ("origin", "question", "generated")}
         digest.update(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
     return digest.hexdigest()[:16]
 

@@ -71,19 +71,35 @@ class RunProgress:
             self.step = self.total_steps or self.step
 
 
-def evaluation_rows(metrics: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """``(measure, base, adapted)`` rows of a finished run's before/after evaluation."""
-    rows: list[tuple[str, float, float]] = []
+SET_LABELS = {"held_out": "held-out generated questions", "eval_file": "your evaluation file"}
+
+
+def evaluation_rows(metrics: dict[str, Any]) -> list[tuple[str, float, float, float | None]]:
+    """``(measure, base, adapted, base without retrieval)`` rows of a finished run's before/after
+    evaluation; the last is None where it does not apply (everything but the retrieval-on rows)."""
+    rows: list[tuple[str, float, float, float | None]] = []
     if "val_loss_before" in metrics:
-        rows.append(("validation loss", metrics["val_loss_before"], metrics["val_loss_after"]))
-        rows.append(("perplexity", metrics["perplexity_before"], metrics["perplexity_after"]))
-    for prefix, label in (("answers", "held-out answers"), ("rag", "with retrieval")):
-        base, adapted = metrics.get(f"{prefix}_base"), metrics.get(f"{prefix}_adapted")
+        rows.append(("validation loss", metrics["val_loss_before"], metrics["val_loss_after"], None))
+        rows.append(("perplexity", metrics["perplexity_before"], metrics["perplexity_after"], None))
+    sections = [("held-out answers", metrics.get("answers_base"), metrics.get("answers_adapted"), None)]
+    sections.append(("with retrieval", metrics.get("rag_base"), metrics.get("rag_adapted"), metrics.get("rag_plain")))
+    for kind, models in (metrics.get("rag_sets") or {}).items():
+        label = f"with retrieval, {SET_LABELS.get(kind, kind)}"
+        sections.append((label, models.get("base"), models.get("adapted"), models.get("plain")))
+    for label, base, adapted, plain in sections:
         if not isinstance(base, dict) or not isinstance(adapted, dict):
             continue
         for key, value in base.items():
             if key != "count" and isinstance(value, (int, float)) and isinstance(adapted.get(key), (int, float)):
-                rows.append((f"{label}: {key.replace('_', ' ')}", float(value), float(adapted[key])))
+                alone = plain.get(key) if isinstance(plain, dict) else None
+                rows.append(
+                    (
+                        f"{label}: {key.replace('_', ' ')}",
+                        float(value),
+                        float(adapted[key]),
+                        float(alone) if isinstance(alone, (int, float)) else None,
+                    )
+                )
     return rows
 
 

@@ -58,7 +58,8 @@ def grounded_examples(
 
     def render(example: dict[str, Any], question: str, chosen: list, target: str) -> dict[str, Any]:
         messages = build_messages(question, sources_from(chosen)) + [{"role": "assistant", "content": target}]
-        return {"kind": "chat", "messages": messages, "origin": example.get("origin", "") + "+kb", "question": question}
+        out = {"kind": "chat", "messages": messages, "origin": example.get("origin", "") + "+kb", "question": question}
+        return {**out, "generated": True} if example.get("generated") else out
 
     for i, (example, question, answer, hits, best) in enumerate(planned):
         if best is None:

@@ -37,7 +37,9 @@ class TrainJob:
     seed: int = setting(
         0, "seeds the split, the data order and the adapter's initial weights", flag="--seed", ui="Seed"
     )
-    val_fraction: float = setting(0.1, "held out for evaluation (default 0.1)", flag="--val-fraction")
+    val_fraction: float = setting(
+        0.1, "share of the generated questions held out for evaluation (default 0.1)", flag="--val-fraction"
+    )
     source: dict[str, Any] = field(default_factory=dict)  # {"kind": "file", "path": ...} or {"kind": "kb", "name": ...}
     data_hash: str = ""
     n_train: int = 0

@@ -78,7 +78,7 @@ def evaluate_with_retrieval(
     model, fmt: batching.ChatFormat, job: TrainJob, folder: RunFolder, emit: Emit
 ) -> dict[str, Any]:
     """Base vs adapted on the held-out questions in Chat's prompt, scored as ``eval rag`` scores them
-    (``adapters.rag_eval``)."""
+    (``adapters.rag_eval``), and the base model alone on the bare questions (``plain``)."""
     rows = rag_eval.load(folder.rag_eval)
     if not rows:
         return {}
@@ -91,21 +91,23 @@ def evaluate_with_retrieval(
     )
     model.eval()
 
-    def replies() -> list[str | None]:
+    def reply(messages: list[dict]) -> str:
         # The prompt is everything before the last message: an empty assistant turn stands for the reply.
-        return [
-            generate(model, fmt, r["messages"] + [{"role": "assistant", "content": ""}], job.rag_max_new_tokens)[0]
-            if r["messages"]
-            else None
-            for r in rows
-        ]
+        return generate(model, fmt, messages + [{"role": "assistant", "content": ""}], job.rag_max_new_tokens)[0]
+
+    def replies() -> list[str | None]:
+        return [reply(r["messages"]) if r["messages"] else None for r in rows]
 
     adapted = replies()
     with model.disable_adapter():
         base = replies()
+        # The base model alone, without retrieval: what retrieval gives, beside what the adapter adds.
+        plain = [reply(rag_eval.plain_messages(r)) for r in rows]
     from store.embedding import Embedder
 
     embedder = Embedder(job.rag.get("embedder") or None)
-    metrics = rag_eval.score(rows, {"base": base, "adapted": adapted}, embedder, job.rag.get("support_threshold", 0.5))
+    metrics = rag_eval.score(
+        rows, {"base": base, "adapted": adapted, "plain": plain}, embedder, job.rag.get("support_threshold", 0.5)
+    )
     metrics["rag"] = {k: job.rag[k] for k in ("kb", "questions", "k") if k in job.rag}
     return metrics

@@ -36,12 +36,14 @@ from store.terms import keywords, words
 MAX_KEYWORDS = 2  # as in the shipped eval rag questions (one or two per question)
 _NAME = re.compile(r"(?<=[^.!?:\s]\s)[A-Z][\w-]*")  # a capitalised word inside a sentence
 SAMPLES = 5
+SETS = ("held_out", "eval_file")  # held-out generated questions; the expert's evaluation file
 
 
 @dataclass(frozen=True)
 class HeldOut:
     question: str
     answer: str | None  # None: the example was trained to abstain (no source holds the answer)
+    set: str = "held_out"  # or "eval_file": the expert's evaluation file (``train --eval``)
 
 
 def _norm(text: str) -> str:
@@ -65,7 +67,7 @@ def held_out(train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]]) -> 
         target = example["messages"][-1]["content"].strip()
         answer = None if target == ABSTAIN_REPLY else strip_markers(target)
         if key not in found or (found[key].answer is None and answer):
-            found[key] = HeldOut(question, answer or None)
+            found[key] = HeldOut(question, answer or None, example.get("set", "held_out"))
     return list(found.values())
 
 
@@ -102,7 +104,9 @@ def prepare(
     from assistant.retrieval import retrieve, sources_from
 
     rows = []
-    for item in held_out(train, val)[:limit]:
+    items = held_out(train, val)
+    chosen = [i for kind in SETS for i in [i for i in items if i.set == kind][:limit]]  # up to ``limit`` a set
+    for item in chosen:
         retrieval = retrieve(kb, item.question, k=k, threshold=threshold)
         sources = sources_from(retrieval.hits)
         best = answer_source(item.answer, [s.text for s in sources]) if item.answer else None
@@ -111,6 +115,7 @@ def prepare(
         rows.append(
             {
                 "question": item.question,
+                "set": item.set,
                 "reference": item.answer,
                 "unanswerable": holder is None,
                 "keywords": expected_keywords(item.question, item.answer, others) if holder else [],
@@ -139,38 +144,42 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def plain_messages(row: dict[str, Any]) -> list[dict[str, str]]:
+    """The question as Chat asks the model alone (no knowledge base): its system prompt and the bare question."""
+    from assistant.prompting import build_messages
+
+    return build_messages(row["question"], [])
+
+
 def score(
     rows: Sequence[dict[str, Any]], replies: dict[str, Sequence[str | None]], embedder, support_threshold: float
 ) -> dict[str, Any]:
-    """``{"rag_<model>": metrics}`` for each model's replies (one per row, None where not asked), and samples."""
-    from assistant.evaluation import QAItem, Tally, answer_metrics
-    from assistant.events import Answer, Source
-    from assistant.prompting import ABSTAIN_REPLY
-    from assistant.reply_check import check_reply
+    """``{"rag_<model>": metrics}`` for each model's replies (one per row, None where not asked), and samples.
 
+    ``plain`` replies are the model alone answering the bare question (``plain_messages``): scored on
+    their text (keywords, and whether they say the answer is not known); they cite nothing, so their
+    citation support is None. When the rows hold more than one set (``SETS``), ``rag_sets`` has each
+    set's metrics too: ``{"held_out": {"base": ..., "adapted": ..., "plain": ...}, "eval_file": ...}``.
+    """
     out: dict[str, Any] = {}
-    answers: dict[str, list[Answer]] = {}
-    for model, texts in replies.items():
-        tally, answers[model] = Tally(), []
-        for row, reply in zip(rows, texts, strict=True):
-            sources = [Source(**s) for s in row["sources"]]
-            if row["messages"] is None or reply is None:
-                answer = Answer(ABSTAIN_REPLY, True, [], sources, reason="no passage is relevant enough")
-            else:
-                answer = check_reply(reply, row["question"], sources, embedder, support_threshold)
-            item = QAItem(
-                row["question"],
-                tuple(filter(None, [row["expected_source"]])),
-                tuple(row["keywords"]),
-                row["unanswerable"],
-            )
-            tally.add_answer(item, answer)
-            answers[model].append(answer)
-        quoted = sum(a.extractive for a in answers[model]) / len(rows) if rows else 0.0
-        out[f"rag_{model}"] = {**answer_metrics(tally), "quoted_passage": round(quoted, 4), "count": len(rows)}
+    answers = {
+        model: _answers(rows, texts, embedder, support_threshold, plain=model == "plain")
+        for model, texts in replies.items()
+    }
+    for model, given in answers.items():
+        out[f"rag_{model}"] = _metrics(rows, given, plain=model == "plain")
+    present = [kind for kind in SETS if any(row.get("set", "held_out") == kind for row in rows)]
+    if len(present) > 1:
+        out["rag_sets"] = {
+            kind: {
+                model: _metrics(*_subset(rows, given, kind), plain=model == "plain") for model, given in answers.items()
+            }
+            for kind in present
+        }
     out["rag_samples"] = [
         {
             "question": row["question"],
+            "set": row.get("set", "held_out"),
             "keywords": row["keywords"],
             "unanswerable": row["unanswerable"],
             **{model: answers[model][i].text for model in answers},
@@ -178,3 +187,42 @@ def score(
         for i, row in enumerate(rows[:SAMPLES])
     ]
     return out
+
+
+def _answers(rows, texts, embedder, support_threshold: float, plain: bool) -> list:
+    """Each reply as Chat would give it: through the reply check, or, for the plain model, as said."""
+    from assistant.events import Answer, Source
+    from assistant.prompting import ABSTAIN_REPLY
+    from assistant.reply_check import check_reply, is_abstention
+
+    out = []
+    for row, reply in zip(rows, texts, strict=True):
+        sources = [Source(**s) for s in row["sources"]]
+        if plain:
+            out.append(Answer(reply or "", is_abstention(reply or ""), [], []))
+        elif row["messages"] is None or reply is None:
+            out.append(Answer(ABSTAIN_REPLY, True, [], sources, reason="no passage is relevant enough"))
+        else:
+            out.append(check_reply(reply, row["question"], sources, embedder, support_threshold))
+    return out
+
+
+def _subset(rows, answers, kind: str) -> tuple[list, list]:
+    pairs = [(r, a) for r, a in zip(rows, answers, strict=True) if r.get("set", "held_out") == kind]
+    return [r for r, _ in pairs], [a for _, a in pairs]
+
+
+def _metrics(rows, answers, plain: bool = False) -> dict[str, Any]:
+    from assistant.evaluation import QAItem, Tally, answer_metrics
+
+    tally = Tally()
+    for row, answer in zip(rows, answers, strict=True):
+        item = QAItem(
+            row["question"], tuple(filter(None, [row["expected_source"]])), tuple(row["keywords"]), row["unanswerable"]
+        )
+        tally.add_answer(item, answer)
+    metrics = answer_metrics(tally)
+    if plain:
+        metrics["citation_support"] = None  # nothing to cite without sources
+    quoted = sum(a.extractive for a in answers) / len(rows) if rows else 0.0
+    return {**metrics, "quoted_passage": round(quoted, 4), "count": len(rows)}

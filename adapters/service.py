@@ -24,7 +24,7 @@ from adapters.hyperparameters import DEFAULT_PRESET, grounded_epochs, preset
 from adapters.job import TrainJob, new_run_id
 from adapters.run_folder import RunFolder
 from store import lineage
-from store.errors import DomainsmithError
+from store.errors import DomainsmithError, InvalidTrainingData
 from store.settings import Settings
 
 GROUNDED_MAX_LENGTH = 2048  # sources make long prompts; a cut prompt would lose them
@@ -44,6 +44,7 @@ class TrainRequest:
     seed: int = 0
     val_fraction: float = 0.1
     overrides: dict[str, Any] = field(default_factory=dict)  # hyperparameters; None: the preset's
+    eval_data: str | None = None  # a Q&A file asked before and after training, never trained on
 
 
 @dataclass
@@ -56,6 +57,7 @@ class PreparedData:
     data_notes: list[str] = field(default_factory=list)  # the Q&A file's report ("line 4: duplicate of line 1, ...")
     grounding: str | None = None  # how the grounded examples came out
     kb: Any | None = None  # the knowledge base the data comes from or is grounded in, as opened
+    eval_examples: list[dict[str, Any]] = field(default_factory=list)  # the evaluation file's, rendered alike
 
     def notes(self, file_label: str) -> list[str]:
         """All notes as lines, the file's prefixed with ``file_label``."""
@@ -63,7 +65,37 @@ class PreparedData:
 
 
 def prepare_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -> PreparedData:
-    """Load and validate the examples a request names (raises the typed data errors)."""
+    """Load and validate the examples a request names, and its evaluation file's (raises the typed
+    data errors)."""
+    data = _training_data(request, open_kb, settings)
+    if request.eval_data:
+        data.eval_examples = _evaluation_examples(request, data, settings)
+    return data
+
+
+def _evaluation_examples(request: TrainRequest, data: PreparedData, settings: Settings) -> list[dict[str, Any]]:
+    """The evaluation file's questions, rendered as the training examples are (in Chat's prompt when
+    grounded, without the source-removed variants) and marked ``"set": "eval_file"``."""
+    report = datasets.load_file(request.eval_data, minimum=1)
+    examples = report.examples
+    if request.grounded:
+        from adapters.grounded import grounded_examples
+
+        examples, _ = grounded_examples(
+            data.kb, examples, k=settings.retrieval_k, threshold=settings.relevance_threshold, abstain_share=0.0
+        )
+    trained = {datasets.question_of(e).strip().lower() for e in data.examples if e["kind"] == "chat"}
+    kept = [e for e in examples if e["kind"] == "chat" and datasets.question_of(e).strip().lower() not in trained]
+    if len(kept) < len(examples):
+        data.data_notes.append(
+            f"evaluation file: {len(examples) - len(kept)} questions also in the training data left out"
+        )
+    if not kept:
+        raise InvalidTrainingData("every question of the evaluation file is also trained on", path=request.eval_data)
+    return [{**e, "set": "eval_file"} for e in kept]
+
+
+def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -> PreparedData:
     overrides = dict(request.overrides)
     if bool(request.data) == bool(request.kb):
         raise DomainsmithError("choose one data source: a Q&A file or a knowledge base")
@@ -107,9 +139,12 @@ def prepare_run(
     overrides: dict[str, Any] | None = None,
     available_memory: int | None = None,
     kb: Any | None = None,
+    eval_file_examples: list[dict[str, Any]] | None = None,
     **job_fields: Any,
 ) -> TrainJob:
-    """Validate and write a new run folder; returns its job (not started yet).
+    """Validate and write a new run folder; returns its job (not started yet). The validation set is
+    the held-out generated questions (``datasets.split``) and ``eval_file_examples``, the expert's
+    evaluation file (never trained on).
 
     When ``source`` involves a knowledge base (``{"kind": "kb", "name"}`` or a ``"grounded"``
     name), the held-out questions are also rendered through Chat's retrieval for the evaluation
@@ -122,6 +157,7 @@ def prepare_run(
     recorded = job_fields.pop("lineage", None)
     train_set, val_set = datasets.split(examples, val_fraction, seed)
     datasets.check_minimum(len(train_set))
+    val_set = [{**e, "set": "held_out"} for e in val_set] + list(eval_file_examples or [])
     info = describe(base, settings)
     bundled, _ = bundled_base(base, settings)
     base_lr = bundled.learning_rate if bundled is not None else None  # the rate this base trains best at
@@ -189,6 +225,7 @@ def prepare(
         val_fraction=request.val_fraction,
         overrides=data.overrides,
         kb=data.kb,
+        eval_file_examples=data.eval_examples,
     )
     return job, data
 

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_chat.register(sub)  # ask, eval rag
     cli_train.register(sub)  # train, runs, export, models
     cli_keys.register(sub)  # keys create, list, revoke
-    cli_data.register(sub)  # data generate
+    cli_data.register(sub)  # data generate, data reword
     return parser
 
 

@@ -1,12 +1,15 @@
-"""``python app.py data generate``: Q&A training rows generated from a knowledge base's own passages."""
+"""``python app.py data generate``: Q&A training rows generated from a knowledge base's own passages;
+``python app.py data reword``: held-out rewordings of a Q&A file's questions, to evaluate on."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from adapters.datagen import GenerateOptions, GenerationDone, GenerationProgress, GenerationReport
@@ -15,7 +18,9 @@ from ui.services import Services
 
 
 def register(sub) -> None:
-    data = sub.add_parser("data", help="training data: generate Q&A from a knowledge base's documents")
+    data = sub.add_parser(
+        "data", help="training data: generate Q&A from a knowledge base's documents, reword a Q&A file's questions"
+    )
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     gen = data_sub.add_parser(
         "generate",
@@ -38,6 +43,21 @@ def register(sub) -> None:
     gen.add_argument("--out", required=True, metavar="FILE.jsonl", help="rows file (an interrupted run resumes it)")
     gen.add_argument("--json", action="store_true", help="print the report as JSON")
     gen.set_defaults(handler=cmd_data_generate)
+    reword = data_sub.add_parser(
+        "reword",
+        help="a local model rewords each question of a Q&A file: held-out questions to evaluate on, checked",
+    )
+    reword.add_argument("--data", required=True, metavar="FILE", help="the Q&A file (.jsonl or .csv) it trains on")
+    reword.add_argument("--out", required=True, metavar="FILE.jsonl", help="rewordings file (a rerun resumes it)")
+    reword.add_argument(
+        "--model", default=None, metavar="PATH_OR_NAME", help="any model Chat accepts (default: Chat's)"
+    )
+    reword.add_argument("--per-row", type=int, default=1, metavar="N", help="rewordings asked per question (default 1)")
+    reword.add_argument("--limit", type=int, default=None, metavar="N", help="a seeded sample of N rows")
+    reword.add_argument("--seed", type=int, default=0, help="sampling seed (rows, and the model when not greedy)")
+    reword.add_argument("--temperature", type=float, default=0.0, help="the model's temperature (default 0: greedy)")
+    reword.add_argument("--json", action="store_true", help="print the report as JSON")
+    reword.set_defaults(handler=cmd_data_reword)
 
 
 def cmd_data_generate(services: Services, args: argparse.Namespace) -> int:
@@ -63,18 +83,8 @@ def cmd_data_generate(services: Services, args: argparse.Namespace) -> int:
     kb = assistant.searchable_kb(args.kb)
     with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.prepare(args.model, bar))
     cancel = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def stop(signum, frame) -> None:  # the first Ctrl-C stops after the current passage; a second one at once
-        cancel.set()
-        signal.signal(signal.SIGINT, previous)
-        print("\nstopping after this passage (Ctrl-C again to stop at once) ...", file=sys.stderr)
-
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        signal.signal(signal.SIGINT, stop)
     report = None
-    try:
+    with _ctrl_c_stops(cancel, "passage"):
         complete, name = model_complete(assistant, args.model, options, cancel)
         with generating(out):  # the web app's review refuses to write the file meanwhile
             for event in generate(kb, services.settings, complete, name, out, options, cancel):
@@ -82,15 +92,81 @@ def cmd_data_generate(services: Services, args: argparse.Namespace) -> int:
                     _progress(event.report)
                 elif isinstance(event, GenerationDone):
                     report = event.report
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
     assert report is not None
     print(file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print(summary(report))
+    return 130 if report.cancelled else 0
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(cancel: threading.Event, unit: str) -> Iterator[None]:
+    """The first Ctrl-C sets ``cancel`` (the job stops after the current ``unit``); a second one stops at once."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum, frame) -> None:
+        cancel.set()
+        signal.signal(signal.SIGINT, previous)
+        print(f"\nstopping after this {unit} (Ctrl-C again to stop at once) ...", file=sys.stderr)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def cmd_data_reword(services: Services, args: argparse.Namespace) -> int:
+    from adapters.datagen import model_complete
+    from adapters.rewording import RewordDone, RewordOptions, RewordProgress, check_paths, reword, source_rows
+    from store import bundled
+    from store.embedding import Embedder
+
+    options = RewordOptions(
+        model=args.model, per_row=args.per_row, limit=args.limit, seed=args.seed, temperature=args.temperature
+    )
+    data, out = Path(args.data), Path(args.out)
+    check_paths(data, out)
+    source_rows(data)  # a bad file is refused before the model loads
+    assistant = services.assistant
+    with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.prepare(args.model, bar))
+    # the meaning threshold is measured with the bundled MiniLM: the knowledge bases' embedder only if it is that one
+    embedder = services.embedder if services.embedder.name == bundled.EMBEDDER_NAME else Embedder()
+    cancel = threading.Event()
+    report = None
+    with _ctrl_c_stops(cancel, "question"):
+        complete, name = model_complete(
+            assistant, args.model, GenerateOptions(model=args.model, temperature=args.temperature), cancel
+        )
+        for event in reword(data, out, complete, name, embedder, options, cancel):
+            if isinstance(event, RewordProgress):
+                r = event.report
+                print(
+                    f"\r{data.name}: {r.rows_done}/{r.rows_total} questions, {r.kept} rewordings kept, "
+                    f"{sum(r.rejected.values())} rejected, {r.seconds_per_row:.1f} s/question",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif isinstance(event, RewordDone):
+                report = event.report
+    assert report is not None
+    print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        rejected = ", ".join(f"{reason} {n}" for reason, n in report.rejected.items() if n) or "none"
+        state = "stopped (rerun the same command to resume)" if report.cancelled else "done"
+        print(
+            f"{state}: {report.rows_done}/{report.rows_total} questions of {report.data} with {report.model}, "
+            f"{report.seconds_per_row:.1f} s per question\n{report.kept} rewordings in {report.out} "
+            f"from {report.candidates} candidates\nrejected: {rejected}"
+        )
     return 130 if report.cancelled else 0
 
 

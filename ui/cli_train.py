@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a bundled model (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m), "
         "a .gguf file or a Hugging Face folder (default: qwen2.5-coder-0.5b-instruct, assembled on first use)",
     )
+    train.add_argument(
+        "--eval",
+        metavar="FILE",
+        dest="eval_data",
+        help="a Q&A file asked before and after training and never trained on (hand-written, or "
+        "`data reword`'s rewordings): your own rows all train, so this is how they are measured",
+    )
     train.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help=f"default: {DEFAULT_PRESET}")
     train.add_argument(
         "--method", choices=METHODS, default="auto", help="auto (default) picks by model size and memory"
@@ -134,6 +141,7 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         seed=args.seed,
         val_fraction=args.val_fraction,
         overrides=overrides,
+        eval_data=args.eval_data,
     )
 
     def say_notes(data: service.PreparedData) -> None:
@@ -150,6 +158,12 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         f"preset {job.preset}; {job.method_reason}",
         file=sys.stderr,
     )
+    if not job.n_val:
+        print(
+            "every row trains and none is held out: to measure the adapter on questions it never saw, "
+            "pass --eval FILE (hand-written, or `python app.py data reword`'s rewordings)",
+            file=sys.stderr,
+        )
     if job.rag:
         print(
             f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
@@ -235,14 +249,29 @@ RAG_ROWS = (
 
 
 def rag_table(metrics: dict[str, Any]) -> str:
-    """Base and adapted side by side with retrieval on (the ``eval rag`` measures)."""
-    base, adapted, about = metrics["rag_base"], metrics["rag_adapted"], metrics.get("rag", {})
-    title = f"with retrieval on ({about.get('kb', 'knowledge base')}, {base.get('count', 0)} held-out questions)"
-    rows = [(title, "base", "adapted")] + [
-        (f"  {label}", _num(base.get(key)), _num(adapted.get(key))) for key, label in RAG_ROWS
+    """Base and adapted side by side with retrieval on (the ``eval rag`` measures), the base model
+    alone without retrieval beside them, and each question set apart when there are several."""
+    from adapters.finetune import SET_LABELS
+
+    about = metrics.get("rag", {})
+    kb = about.get("kb", "knowledge base")
+    plain = metrics.get("rag_plain") or {}
+    title = f"with retrieval on ({kb}, {{count}} held-out questions)"
+    tables = [_rag_rows(title, metrics["rag_base"], metrics["rag_adapted"], plain)]
+    for kind, models in (metrics.get("rag_sets") or {}).items():
+        label = SET_LABELS.get(kind, kind)
+        tables.append(_rag_rows(f"  {label} ({{count}})", models["base"], models["adapted"], models.get("plain") or {}))
+    return "\n".join(tables)
+
+
+def _rag_rows(title: str, base: dict, adapted: dict, plain: dict) -> str:
+    rows = [(title.format(count=base.get("count", 0)), "base", "adapted", "no retrieval" if plain else "")]
+    rows += [
+        (f"  {label}", _num(base.get(key)), _num(adapted.get(key)), _num(plain.get(key)) if plain else "")
+        for key, label in RAG_ROWS
     ]
     width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{r[0]:<{width}}  {r[1]:>7}  {r[2]:>7}" for r in rows)
+    return "\n".join(f"{r[0]:<{width}}  {r[1]:>7}  {r[2]:>7}  {r[3]:>12}".rstrip() for r in rows)
 
 
 # -- runs, export, models ---------------------------------------------------------------------------

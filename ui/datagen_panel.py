@@ -208,7 +208,9 @@ def train_accepted(
         )
     kbs = Counter(str((r.get("provenance") or {}).get("kb") or "") for r in accepted)
     kb = kbs.most_common(1)[0][0] or services.settings.default_kb
-    return finetune_tab.start(services, finetune_tab.SOURCE_FILE, str(path), kb, True, base, preset, method, *advanced)
+    return finetune_tab.start(
+        services, finetune_tab.SOURCE_FILE, str(path), kb, True, base, preset, method, None, *advanced
+    )
 
 
 # -- the components ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from ui.services import Services
 
 SOURCE_FILE, SOURCE_KB = "Q&A file", "Knowledge base"
 TRAINING_UPLOADS = "_training-data"  # uploads/<this>/: not a valid knowledge-base name, so never a KB's folder
-EVAL_COLUMNS = ["Measure", "Base model", "With adapter"]
+EVAL_COLUMNS = ["Measure", "Base model", "With adapter", "Base model, no retrieval"]
 ADVANCED_SETTINGS = [s for s in training_settings() if s.spec.ui]
 ADVANCED = tuple(s.name for s in ADVANCED_SETTINGS)  # the order of ``start``'s trailing arguments
 
@@ -53,9 +53,11 @@ def start(
     base: str | None,
     preset: str,
     method: str,
+    eval_file: str | None,
     *advanced: Any,
 ) -> tuple[str, str]:
-    """Start a run in the background; returns (run id, status markdown)."""
+    """Start a run in the background; returns (run id, status markdown). ``eval_file``: a Q&A file
+    asked before and after training, never trained on (None: none)."""
     # A blank number field arrives as None or 0: both mean "the preset's value" (a job setting's default).
     values = {s.name: s.type(v) if v else s.blank for s, v in zip(ADVANCED_SETTINGS, advanced, strict=True)}
     overrides = {s.name: values[s.name] for s in ADVANCED_SETTINGS if not s.of_job and values[s.name] is not None}
@@ -63,10 +65,16 @@ def start(
     by_file = source == SOURCE_FILE
     if by_file and not file:
         raise DomainsmithError("upload a Q&A file first (.jsonl or .csv)")
+    s = services.settings
     if by_file:  # keep the run's data under DOMAINSMITH_HOME (upload temp files are cleaned up)
-        s = services.settings
         file = str(
             stage_upload(s.uploads_dir, TRAINING_UPLOADS, Path(file), Path(file).name, s.parse_limits.max_file_bytes)
+        )
+    if eval_file:
+        eval_file = str(
+            stage_upload(
+                s.uploads_dir, TRAINING_UPLOADS, Path(eval_file), Path(eval_file).name, s.parse_limits.max_file_bytes
+            )
         )
     request = TrainRequest(
         data=file if by_file else None,
@@ -76,6 +84,7 @@ def start(
         preset=preset,
         method=method,
         overrides=overrides,
+        eval_data=eval_file or None,
         **job_settings,
     )
     job, notes = services.finetuner.start(request)
@@ -85,6 +94,11 @@ def start(
         f"Method: {html.escape(job.method_reason)}",
         *map(html.escape, notes),
     ]
+    if not job.n_val:
+        lines.append(
+            "Every row trains and none is held out: add an evaluation file (questions in other words, never "
+            "trained) to see what the adapter learned."
+        )
     return job.run_id, "  \n".join(lines)
 
 
@@ -119,7 +133,9 @@ def refresh(services: Services, run_id: str | None):
         return "", loss_frame([]), "", [], True
     p = services.finetuner.progress(run_id)
     points = loss_frame(p.losses)
-    rows = [[m, round(b, 4), round(a, 4)] for m, b, a in evaluation_rows(p.metrics)]
+    rows = [
+        [m, round(b, 4), round(a, 4), "" if c is None else round(c, 4)] for m, b, a, c in evaluation_rows(p.metrics)
+    ]
     return progress_html(p), points, p.log, rows, p.finished
 
 
@@ -222,6 +238,12 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
                 info="with a Q&A file: used when 'grounded' is ticked",
             )
             grounded = gr.Checkbox(False, label="Grounded: train answers that cite this knowledge base's sources")
+            eval_file = gr.File(
+                label="Evaluation file (optional): questions never trained, asked before and after",
+                file_types=[".jsonl", ".csv"],
+                type="filepath",
+                elem_id="ds-eval-file",
+            )
             report = gr.Markdown(elem_id="ds-data-report")
             sample = gr.Dataframe(
                 headers=["Question", "Answer"], label="Preview", interactive=False, wrap=True, max_height=240
@@ -339,7 +361,7 @@ def build(services: Services, chat_model=None, tabs=None, chat_tab_id: str | Non
     file.change(lambda f: preview(services, f), file, [sample, report])
     train.click(
         on_start,
-        [source, file, kb, grounded, base, preset, method, *advanced],
+        [source, file, kb, grounded, base, preset, method, eval_file, *advanced],
         [run_id, status, timer, runs],
         api_name="train",
     )

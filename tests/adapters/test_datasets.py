@@ -107,18 +107,24 @@ def test_duplicates_reported_and_dropped_and_minimum_stated(tmp_path):
         datasets.load_file(tmp_path / "qa.txt")
 
 
-def test_split_is_seeded_and_keeps_text_in_training():
-    examples = [
-        {"kind": "chat", "messages": [{"role": "user", "content": str(i)}, {"role": "assistant", "content": "a"}]}
-        for i in range(30)
-    ]
-    examples.append({"kind": "text", "text": "passage"})
+def test_split_holds_out_generated_questions_only_seeded_and_keeps_text_in_training():
+    def chat(i: int, generated: bool) -> dict:
+        messages = [
+            {"role": "user", "content": f"{'g' if generated else 'e'}{i}"},
+            {"role": "assistant", "content": "a"},
+        ]
+        return {"kind": "chat", "messages": messages, **({"generated": True} if generated else {})}
+
+    expert = [chat(i, False) for i in range(12)]
+    examples = expert + [chat(i, True) for i in range(30)] + [{"kind": "text", "text": "passage"}]
     train_a, val_a = datasets.split(examples, 0.1, seed=7)
     train_b, val_b = datasets.split(examples, 0.1, seed=7)
     _, val_c = datasets.split(examples, 0.1, seed=8)
-    assert val_a == val_b and len(val_a) == 3 and len(train_a) == 28
+    assert val_a == val_b and len(val_a) == 3 and len(train_a) == 40
     assert val_a != val_c
-    assert all(e["kind"] == "chat" for e in val_a)
+    assert all(e.get("generated") for e in val_a), "only generated questions are held out"
+    assert all(e in train_a for e in expert), "every one of the expert's own rows trains"
+    assert datasets.split(expert, 0.1, seed=7) == (expert, []), "the expert's facts are never withheld"
     assert datasets.data_hash(examples) == datasets.data_hash(examples)
 
 

@@ -190,11 +190,24 @@ def test_cli_train_from_kb_evaluates_with_retrieval_on(machines, tiny_llama, set
     assert all(r["question"].startswith("What does ") for r in rows)
 
 
-def test_grounded_run_evaluates_with_retrieval_on(machines, tiny_llama, tmp_path, domainsmith_home):
-    qa = tmp_path / "qa.jsonl"
-    qa.write_text(
-        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERABLE + UNANSWERABLE), encoding="utf-8"
+def write_qa(path: Path, pairs, **fields) -> Path:
+    path.write_text(
+        "".join(json.dumps({"question": q, "answer": a, **fields}) + "\n" for q, a in pairs), encoding="utf-8"
     )
+    return path
+
+
+def test_grounded_run_trains_every_expert_row_and_evaluates_held_out_and_eval_file_questions(
+    machines, tiny_llama, tmp_path, domainsmith_home
+):
+    """The expert's own rows all train; generated rows are held out in part; the expert's evaluation
+    file is asked too; base, adapted and the base without retrieval side by side, per set."""
+    expert, generated = ANSWERABLE[:8], ANSWERABLE[8:] + UNANSWERABLE[:2]
+    qa = write_qa(tmp_path / "qa.jsonl", expert)
+    with qa.open("a", encoding="utf-8") as f:  # rows `data generate` wrote and the expert accepted
+        f.write(write_qa(tmp_path / "gen.jsonl", generated, review="accepted").read_text(encoding="utf-8"))
+    reworded = [("At what top speed does the Vantor K7 rotor turn?", ANSWERABLE[0][1]), *UNANSWERABLE[2:]]
+    evaluation = write_qa(tmp_path / "eval.jsonl", reworded)
     machines.close()
     result = cli(
         domainsmith_home,
@@ -203,6 +216,8 @@ def test_grounded_run_evaluates_with_retrieval_on(machines, tiny_llama, tmp_path
         str(qa),
         "--grounded",
         "machines",
+        "--eval",
+        str(evaluation),
         "--base",
         str(tiny_llama),
         "--epochs",
@@ -218,13 +233,32 @@ def test_grounded_run_evaluates_with_retrieval_on(machines, tiny_llama, tmp_path
     folder = catalogue.run_dir(settings, run_id)
     rows = rag_eval.load(folder.rag_eval)
     trained = {datasets.question_of(e) for e in datasets.read_examples(folder.train)}
+    assert {q for q, _ in expert} <= trained, "every one of the expert's rows trains"
     assert rows and not trained & {r["question"] for r in rows}  # held out: never trained in any form
+    assert {r["set"] for r in rows} == {"held_out", "eval_file"}
+    assert {r["question"] for r in rows if r["set"] == "eval_file"} == {q for q, _ in reworded}
+    assert {r["question"] for r in rows if r["set"] == "held_out"} <= {q for q, _ in generated}
     assert {r["unanswerable"] for r in rows} == {False, True}
     metrics = done_metrics(settings, run_id)
     assert metrics["rag"] == {"kb": "machines", "questions": len(rows), "k": settings.retrieval_k}
-    for model in ("rag_base", "rag_adapted"):
+    for model in ("rag_base", "rag_adapted", "rag_plain"):
         assert metrics[model]["count"] == len(rows) and metrics[model]["abstention_recall"] is not None
-    assert "with retrieval on (machines" in result.err
+    assert metrics["rag_plain"]["citation_support"] is None  # the model alone has nothing to cite
+    sets = metrics["rag_sets"]
+    assert set(sets) == {"held_out", "eval_file"} and sets["eval_file"]["plain"]["count"] == len(reworded)
+    assert "with retrieval on (machines" in result.err and "no retrieval" in result.err
+    assert "your evaluation file (3)" in result.err
+
+
+def test_a_run_on_the_experts_rows_alone_says_how_to_measure_it(machines, tiny_llama, tmp_path, domainsmith_home):
+    qa = write_qa(tmp_path / "qa.jsonl", ANSWERABLE)
+    machines.close()
+    result = cli(domainsmith_home, "train", "--data", str(qa), "--base", str(tiny_llama), "--epochs", "1")
+    assert result.code == 0, result.err
+    assert "12 training and 0 validation examples" in result.err and "pass --eval FILE" in result.err
+    every = write_qa(tmp_path / "eval.jsonl", ANSWERABLE[:2])  # all of it trained: nothing to measure with
+    refused = cli(domainsmith_home, "train", "--data", str(qa), "--eval", str(every), "--base", str(tiny_llama))
+    assert refused.code != 0 and "every question of the evaluation file is also trained on" in refused.err
 
 
 def test_the_web_facade_hands_its_open_knowledge_base_on(machines, settings, tmp_path, monkeypatch):
@@ -252,7 +286,11 @@ def test_the_web_facade_hands_its_open_knowledge_base_on(machines, settings, tmp
     qa.write_text(
         "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERABLE + UNANSWERABLE), encoding="utf-8"
     )
-    for request in (TrainRequest(kb="machines", val_fraction=0.3), TrainRequest(data=str(qa), grounded="machines")):
+    evaluation = write_qa(
+        tmp_path / "eval.jsonl", [("At what top speed does the Vantor K7 rotor turn?", ANSWERABLE[0][1])]
+    )
+    grounded = TrainRequest(data=str(qa), grounded="machines", eval_data=str(evaluation))
+    for request in (TrainRequest(kb="machines", val_fraction=0.3), grounded):
         job, notes = finetuner.start(request)
         assert opened[-1] == "machines" and handed[-1] is machines
         assert job.rag["kb"] == "machines" and job.rag["questions"] >= 1

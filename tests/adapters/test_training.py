@@ -65,8 +65,22 @@ def mean(values) -> float:
 
 @pytest.fixture(scope="module")
 def llama_run(models, qa_file, home):
+    reworded = qa_file.with_name("reworded.jsonl")  # every row of qa_file trains: measured on other wordings
+    rows = [{**r, "question": f"Which colour has pump {i}?"} for i, r in enumerate(tiny_models.qa_rows(3), start=1)]
+    reworded.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     result = cli(
-        home, "train", "--data", str(qa_file), "--base", str(models.llama), "--epochs", "4", "--checkpoint-every", "100"
+        home,
+        "train",
+        "--data",
+        str(qa_file),
+        "--eval",
+        str(reworded),
+        "--base",
+        str(models.llama),
+        "--epochs",
+        "4",
+        "--checkpoint-every",
+        "100",
     )
     assert result.code == 0, result.err
     return result
@@ -77,7 +91,7 @@ def test_cli_train_lora_loss_falls(llama_run, home):
     run_id = llama_run.out.strip().splitlines()[-1]
     assert "plain LoRA" in llama_run.err  # auto says what it picked and why
     log = steps(settings, run_id)
-    assert len(log) == 24 and log[-1].total_steps == 24  # 22 examples, batch 4: 6 steps x 4 epochs
+    assert len(log) == 24 and log[-1].total_steps == 24  # all 24 examples, batch 4: 6 steps x 4 epochs
     assert mean(e.loss for e in log[-6:]) < mean(e.loss for e in log[:6]) - 1.0
     assert all(e.tokens_per_s > 0 and e.eta_s is not None for e in log)
     events = catalogue.read_events(catalogue.run_dir(settings, run_id))

@@ -25,10 +25,14 @@ def files(tmp_path_factory, tiny_llama):
     root = tmp_path_factory.mktemp("e2e-files")
     qa = root / "facts.jsonl"
     qa.write_text("".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(16)), encoding="utf-8")
+    reworded = root / "reworded.jsonl"  # the expert's rows all train: the adapter is measured on these
+    rows = [{**r, "question": f"Which colour has pump {i}?"} for i, r in enumerate(tiny_models.qa_rows(3), start=1)]
+    reworded.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return {
         "pdf": f.make_pdf(root / "turbine.pdf", pages=3),
         "bad": f.make_corrupt_pdf(root / "broken.pdf"),
         "qa": qa,
+        "reworded": reworded,
         "base": tiny_llama,
     }
 
@@ -110,6 +114,7 @@ def test_training_shows_the_loss_curve_then_the_exported_model_answers_in_chat(p
     open_tab(page, "Fine-tune")
     page.locator("#ds-train-file input[type=file]").set_input_files(str(files["qa"]))
     expect(page.locator("#ds-data-report")).to_contain_text("16 usable examples")
+    page.locator("#ds-eval-file input[type=file]").set_input_files(str(files["reworded"]))
     set_dropdown(page, "ds-train-base", str(files["base"]))
     page.get_by_label("quick").check()
     page.get_by_text("Advanced settings").click()

@@ -101,7 +101,21 @@ def test_training_needs_a_file_and_blank_advanced_fields_keep_the_preset(service
 
     with pytest.raises(DomainsmithError, match="upload a Q&A file"):
         finetune_tab.start(
-            services, finetune_tab.SOURCE_FILE, None, "default", False, None, "quick", "auto", 0, None, 0, None, None, 0
+            services,
+            finetune_tab.SOURCE_FILE,
+            None,
+            "default",
+            False,
+            None,
+            "quick",
+            "auto",
+            None,
+            0,
+            None,
+            0,
+            None,
+            None,
+            0,
         )
     rows = evaluation_rows(
         {
@@ -114,9 +128,24 @@ def test_training_needs_a_file_and_blank_advanced_fields_keep_the_preset(service
         }
     )
     assert rows == [
-        ("validation loss", 2.0, 1.0),
-        ("perplexity", 7.4, 2.7),
-        ("held-out answers: keyword recall", 0.1, 0.9),
+        ("validation loss", 2.0, 1.0, None),
+        ("perplexity", 7.4, 2.7, None),
+        ("held-out answers: keyword recall", 0.1, 0.9, None),
+    ]
+    rag = {"count": 4, "keyword_accuracy": 0.5, "citation_support": 0.25}
+    rows = evaluation_rows(
+        {
+            "rag_base": rag,
+            "rag_adapted": {**rag, "citation_support": 0.75},
+            "rag_plain": {**rag, "keyword_accuracy": 0.0, "citation_support": None},
+            "rag_sets": {"eval_file": {"base": rag, "adapted": rag, "plain": {"keyword_accuracy": 0.25}}},
+        }
+    )
+    assert rows == [
+        ("with retrieval: keyword accuracy", 0.5, 0.5, 0.0),  # the base model alone knew none of it
+        ("with retrieval: citation support", 0.25, 0.75, None),  # nothing to cite without sources
+        ("with retrieval, your evaluation file: keyword accuracy", 0.5, 0.5, 0.25),
+        ("with retrieval, your evaluation file: citation support", 0.25, 0.25, None),
     ]
 
 
@@ -132,6 +161,14 @@ def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(servi
     base = tiny_llama
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in tiny_models.qa_rows(16)), encoding="utf-8")
+    reworded = tmp_path / "eval.jsonl"  # the expert's rows all train; these questions never do
+    reworded.write_text(
+        "".join(
+            json.dumps({**r, "question": f"Which colour has pump {i}?"}) + "\n"
+            for i, r in enumerate(tiny_models.qa_rows(3), 1)
+        ),
+        encoding="utf-8",
+    )
     run_id, _ = finetune_tab.start(
         services,
         finetune_tab.SOURCE_FILE,
@@ -141,6 +178,7 @@ def test_a_crashed_training_run_is_shown_and_resumed_while_the_app_goes_on(servi
         str(base),
         "quick",
         "lora",
+        str(reworded),
         12,
         None,
         None,
