@@ -92,6 +92,8 @@ CONFIGS: dict[str, Config] = {
     "chunk128-cap2": Config(
         kb={"chunk_tokens": 128, "chunk_overlap": 24}, search={"diversity": "cap", "per_document_cap": 2}
     ),
+    # MiniLM reads at most 256 word pieces: the largest chunk it embeds whole (most short sections fit).
+    "chunk256": Config(kb={"chunk_tokens": 256, "chunk_overlap": 32}),
     BASELINE: Config(),  # bench/baseline.py
 }
 DEFAULT_CONFIGS = ("current", "cap2", "mmr0.7", BASELINE)
