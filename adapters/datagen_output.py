@@ -36,8 +36,8 @@ class Output:
 
     def open(self, kb_name: str) -> Output:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows = _read_repaired(self.path)
-        self.rejected = _read_repaired(self.rejected_path)
+        self.rows = read_repaired(self.path)
+        self.rejected = read_repaired(self.rejected_path)
         other = {r.get("provenance", {}).get("kb") for r in self.rows} - {kb_name}
         if other:
             raise DomainsmithError(
@@ -96,8 +96,9 @@ def cut_torn_line(path: Path) -> bytes:
     return data
 
 
-def _read_repaired(path: Path) -> list[dict]:
-    """The rows of a JSONL file; a partial last line (a killed writer) is cut off the file first."""
+def read_repaired(path: Path, kind: str = "generated") -> list[dict]:
+    """The rows of a JSONL file; a partial last line (a killed writer) is cut off the file first.
+    Any other line that is not JSON is refused, naming ``kind`` (the file that was expected)."""
     data = cut_torn_line(path)
     out = []
     for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
@@ -105,7 +106,7 @@ def _read_repaired(path: Path) -> list[dict]:
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
-                raise DomainsmithError("not valid JSON: not a generated file?", path=path, line=number) from None
+                raise DomainsmithError(f"not valid JSON: not a {kind} file?", path=path, line=number) from None
     return out
 
 

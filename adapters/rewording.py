@@ -18,7 +18,6 @@ rejected line names. Rejected candidates go to ``OUT.rejected.jsonl`` with their
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.datagen import Complete, choose_chunks, finished, parse_pairs
-from adapters.datagen_output import append_rows, cut_torn_line, rejected_path
+from adapters.datagen_output import append_rows, read_repaired, rejected_path
 from adapters.datasets import load_file, question_of
 from adapters.rewording_checks import REASONS, Checks
 from assistant.prompting import as_data
@@ -153,7 +152,8 @@ class RewordOutput:
 
     def open(self, source_hash: str) -> RewordOutput:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows, self.rejected = _read(self.path), _read(self.rejected_path)
+        self.rows = read_repaired(self.path, "rewordings")
+        self.rejected = read_repaired(self.rejected_path, "rewordings")
         for row in self.rows + self.rejected:
             provenance = row.get("provenance") if isinstance(row, dict) else None
             if not isinstance(provenance, dict) or "source_line" not in provenance:
@@ -173,17 +173,6 @@ class RewordOutput:
         self.rows += rows
         self.rejected += rejected
         self.done |= {r["provenance"]["source_line"] for r in [*rows, *rejected]}
-
-
-def _read(path: Path) -> list[dict]:
-    out = []
-    for number, line in enumerate(cut_torn_line(path).decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise DomainsmithError("not valid JSON: not a rewordings file?", path=path, line=number) from None
-    return out
 
 
 # -- rewording -------------------------------------------------------------------------------------

@@ -93,12 +93,7 @@ def cmd_data_generate(services: Services, args: argparse.Namespace) -> int:
                 elif isinstance(event, GenerationDone):
                     report = event.report
     assert report is not None
-    print(file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(summary(report))
-    return 130 if report.cancelled else 0
+    return _finish(report, args.json, summary)
 
 
 @contextlib.contextmanager
@@ -156,17 +151,24 @@ def cmd_data_reword(services: Services, args: argparse.Namespace) -> int:
             elif isinstance(event, RewordDone):
                 report = event.report
     assert report is not None
+    return _finish(report, args.json, reword_summary)
+
+
+def reword_summary(report) -> str:
+    """The rewording report in a few lines: what was kept, and what each check removed."""
+    rejected = ", ".join(f"{reason} {n}" for reason, n in report.rejected.items() if n) or "none"
+    state = "stopped (rerun the same command to resume)" if report.cancelled else "done"
+    return (
+        f"{state}: {report.rows_done}/{report.rows_total} questions of {report.data} with {report.model}, "
+        f"{report.seconds_per_row:.1f} s per question\n{report.kept} rewordings in {report.out} "
+        f"from {report.candidates} candidates\nrejected: {rejected}"
+    )
+
+
+def _finish(report, as_json: bool, text) -> int:
+    """End the progress line, print the report (JSON or ``text(report)``); exit 130 when it was stopped."""
     print(file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        rejected = ", ".join(f"{reason} {n}" for reason, n in report.rejected.items() if n) or "none"
-        state = "stopped (rerun the same command to resume)" if report.cancelled else "done"
-        print(
-            f"{state}: {report.rows_done}/{report.rows_total} questions of {report.data} with {report.model}, "
-            f"{report.seconds_per_row:.1f} s per question\n{report.kept} rewordings in {report.out} "
-            f"from {report.candidates} candidates\nrejected: {rejected}"
-        )
+    print(json.dumps(report.to_json(), indent=2) if as_json else text(report))
     return 130 if report.cancelled else 0
 
 
