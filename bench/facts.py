@@ -3,10 +3,11 @@
 ``bench/data/facts.jsonl`` holds 30 made-up facts about a fictional turbine (no base model can
 know them), each with a reworded question that is never trained on and the keywords a correct
 reply must contain. The bench trains with the defaults (preset ``standard``, method ``auto``,
-seed 0, the usual 10 % validation split), exports the default GGUF (q8_0), and asks base and
-tuned model every question through llama.cpp's chat completion (greedy). A reply counts when it
-contains all expected keywords. Trained questions are the facts in the training split; the
-held-out facts are reported apart (the model never saw them).
+seed 0), exports the default GGUF (q8_0), and asks base and tuned model every question through
+llama.cpp's chat completion (greedy). A reply counts when it contains all expected keywords.
+Every fact trains, as every row of an expert's file does (issue 16; runs before it held 3 of the
+30 out, reported as ``held-out``, now empty); the reworded questions are also the run's evaluation
+file (``train --eval``), so its own before/after and validation loss measure them.
 
     .venv/bin/python bench/facts.py                          # the default base (Qwen2.5-Coder-0.5B)
     .venv/bin/python bench/facts.py --base smollm2-135m      # any base "Train adapter" takes
@@ -130,12 +131,17 @@ def main() -> int:
     data = WORK / "facts-train.jsonl"
     data.write_text("".join(json.dumps({"question": f["question"], "answer": f["answer"]}) + "\n" for f in facts))
 
+    reworded = WORK / "facts-reworded.jsonl"
+    reworded.write_text("".join(json.dumps({"question": f["reworded"], "answer": f["answer"]}) + "\n" for f in facts))
+
     open_kb = lambda name: KnowledgeBase.open(settings, name, create=False)  # a Q&A file alone opens none
-    request = service.TrainRequest(data=str(data), base=args.base, overrides=overrides(args.set))
+    request = service.TrainRequest(
+        data=str(data), base=args.base, overrides=overrides(args.set), eval_data=str(reworded)
+    )
     job, _data = service.prepare(settings, request, open_kb)
     load_before = os.getloadavg()[0]
     print(
-        f"run {job.run_id} on {Path(job.base).name}: {job.n_train} trained facts, {job.n_val} held out; "
+        f"run {job.run_id} on {Path(job.base).name}: {job.n_train} trained facts, {job.n_val} reworded to evaluate; "
         f"preset {job.preset}, "
         f"{job.method} (lr {job.hyperparameters.learning_rate}, r {job.hyperparameters.lora_r}, "
         f"{job.hyperparameters.epochs} epochs); {job.method_reason}",
