@@ -169,7 +169,7 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
             f"with retrieval on: {job.rag['questions']} held-out questions asked through {job.rag['kb']} "
             "by the base and the adapted model"
             if job.rag["questions"]
-            else "with retrieval on: no held-out question left to ask (each one is also in the training set)",
+            else "with retrieval on: no held-out question to ask",
             file=sys.stderr,
         )
     return _follow(settings, job)
