@@ -110,7 +110,7 @@ def test_training_without_a_file_says_to_upload_one_in_the_status(page):
     from ui.finetune_tab import ADVANCED_SETTINGS, SOURCE_FILE
 
     blank = [None] * len(ADVANCED_SETTINGS)
-    result = page["on_start"](SOURCE_FILE, None, "default", False, None, "standard", "auto", *blank)
+    result = page["on_start"](SOURCE_FILE, None, "default", False, None, "standard", "auto", None, *blank)
     assert status_of(result, 1) == "❌ Upload a Q&A file first (.jsonl or .csv)."
 
 
