@@ -156,13 +156,18 @@ def cmd_data_reword(services: Services, args: argparse.Namespace) -> int:
 
 def reword_summary(report) -> str:
     """The rewording report in a few lines: what was kept, and what each check removed."""
-    rejected = ", ".join(f"{reason} {n}" for reason, n in report.rejected.items() if n) or "none"
-    state = "stopped (rerun the same command to resume)" if report.cancelled else "done"
+    state, rejected = _outcome(report)
     return (
         f"{state}: {report.rows_done}/{report.rows_total} questions of {report.data} with {report.model}, "
         f"{report.seconds_per_row:.1f} s per question\n{report.kept} rewordings in {report.out} "
         f"from {report.candidates} candidates\nrejected: {rejected}"
     )
+
+
+def _outcome(report) -> tuple[str, str]:
+    """(done or stopped, what each filter rejected) of a data command's report."""
+    rejected = ", ".join(f"{reason} {n}" for reason, n in report.rejected.items() if n) or "none"
+    return ("stopped (rerun the same command to resume)" if report.cancelled else "done"), rejected
 
 
 def _finish(report, as_json: bool, text) -> int:
@@ -185,8 +190,7 @@ def _progress(report: GenerationReport) -> None:
 
 def summary(report: GenerationReport) -> str:
     """The report in a few lines: what was kept, and what each filter removed."""
-    rejected = ", ".join(f"{reason} {n}" for reason, n in report.rejected.items() if n) or "none"
-    state = "stopped (rerun the same command to resume)" if report.cancelled else "done"
+    state, rejected = _outcome(report)
     return (
         f"{state}: {report.chunks_done}/{report.chunks_total} passages of {report.kb} (version {report.kb_version}) "
         f"with {report.model}, {report.seconds_per_chunk:.1f} s per passage\n"
