@@ -12,7 +12,6 @@ Training it is ``adapters.process.train``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -162,7 +161,7 @@ def prepare_run(
     bundled, _ = bundled_base(base, settings)
     base_lr = bundled.learning_rate if bundled is not None else None  # the rate this base trains best at
     hp = preset(preset_name, "lora", base_lr, **(overrides or {}))
-    longest = max(memory.tokens_from_chars(len(json.dumps(e, ensure_ascii=False))) for e in examples)
+    longest = max(memory.tokens_from_chars(memory.example_chars(e)) for e in examples)
     given = overrides or {}
     chosen, reason, _estimate, fitted = memory.fit_batch(
         method, info, hp, longest, available_memory, batch_given=given.get("batch_size") is not None

@@ -366,3 +366,34 @@ def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_
     assert data.overrides["epochs"] == grounded_epochs("standard", n) < 20
     assert f"{data.overrides['epochs']} epochs for {n} grounded examples" in data.grounding
     assert prepared(epochs=7).overrides["epochs"] == 7
+
+
+def test_a_grounded_example_is_sized_by_what_the_tokenizer_reads_and_auto_keeps_plain_lora_when_it_fits():
+    """Measured (../shared/STACK-NOTES.md): plain LoRA on Qwen2.5-Coder-0.5B, batch 1, a grounded example
+    of about 1,100 tokens (4,600 characters of messages), peaked at 11.7 GiB; QLoRA ran half as fast."""
+    qwen = BaseModel(
+        path=None,
+        kind="gguf",
+        architecture="qwen2",
+        n_params=494_032_768,
+        hidden_size=896,
+        n_layers=24,
+        vocab_size=151_936,
+    )
+    sources = "Sources:\n" + "\n".join(f'<source n="{n}">' + "policy text " * 75 + "</source>" for n in range(1, 6))
+    example = {
+        "kind": "chat",
+        "question": "What must a package's copyright file hold?",
+        "messages": [
+            {"role": "system", "content": "You answer from the sources. " * 10},
+            {"role": "user", "content": sources + "\n\nQuestion: What must a package's copyright file hold?"},
+            {"role": "assistant", "content": "The full licence text [2]."},
+        ],
+    }
+    chars = memory.example_chars(example)
+    assert 4_600 <= chars < len(json.dumps(example))  # the JSON around the messages is not read by the tokenizer
+    hp = preset("standard", batch_size=1, max_length=2048)
+    tokens = memory.tokens_from_chars(chars)
+    assert memory.estimate(qwen, "lora", hp, tokens).gib >= 11.7, "still on the high side of the measured peak"
+    assert memory.choose_method("auto", qwen, hp, tokens, available=int(22.4 * 2**30))[0] == "lora"
+    assert memory.choose_method("auto", qwen, hp, tokens, available=16 * 2**30)[0] == "qlora"  # less room: NF4
