@@ -397,3 +397,8 @@ def test_a_grounded_example_is_sized_by_what_the_tokenizer_reads_and_auto_keeps_
     assert memory.estimate(qwen, "lora", hp, tokens).gib >= 11.7, "still on the high side of the measured peak"
     assert memory.choose_method("auto", qwen, hp, tokens, available=int(22.4 * 2**30))[0] == "lora"
     assert memory.choose_method("auto", qwen, hp, tokens, available=16 * 2**30)[0] == "qlora"  # less room: NF4
+    standard = preset("standard", max_length=2048)  # batch 4: plain LoRA would need about 40 GiB
+    method, reason, _, fitted = memory.fit_batch("auto", qwen, standard, tokens, available=int(22.4 * 2**30))
+    assert (method, fitted.batch_size, fitted.grad_accum) == ("lora", 1, 4 * standard.grad_accum), reason
+    method, _, _, fitted = memory.fit_batch("auto", qwen, standard, tokens, available=16 * 2**30)
+    assert method == "qlora", "no batch makes plain LoRA comfortable: 4-bit NF4, as before"
