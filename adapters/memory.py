@@ -25,11 +25,7 @@ ACTIVATION_FLOATS = 56  # per token, per layer, per hidden unit, without checkpo
 CHECKPOINTED_FLOATS = 8  # with gradient checkpointing (QLoRA): one layer's activations at a time, plus inputs
 LOGIT_FLOATS = 3  # per token per vocabulary entry: logits, log-softmax, their gradient
 SAFETY = 0.85  # refuse a job whose estimate is over this share of the available memory
-# auto: plain LoRA while its estimate stays under this share of the available memory. 0.7 leaves room
-# for the app, Chat's 1.5B model and an ingestion beside training (about 2 GiB together), and takes
-# grounded rows on the 0.5B (estimated 14.6 GiB at batch 1 for their longest, 2,072 tokens as
-# counted here) to plain LoRA on a 24 GiB machine: twice QLoRA's speed on two cores.
-LORA_PREFERRED_SHARE = 0.7
+LORA_PREFERRED_SHARE = 0.6  # auto: plain LoRA while its estimate stays under this share
 
 
 class InsufficientMemory(DomainsmithError):

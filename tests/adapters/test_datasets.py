@@ -402,22 +402,3 @@ def test_a_grounded_example_is_sized_by_what_the_tokenizer_reads_and_auto_keeps_
     assert (method, fitted.batch_size, fitted.grad_accum) == ("lora", 1, 4 * standard.grad_accum), reason
     method, _, _, fitted = memory.fit_batch("auto", qwen, standard, tokens, available=16 * 2**30)
     assert method == "qlora", "no batch makes plain LoRA comfortable: 4-bit NF4, as before"
-
-
-def test_the_longest_generated_grounded_rows_train_with_plain_lora_on_a_24_gib_machine():
-    """bench/loop.py's rows on Debian Policy: the longest grounded example has 6,070 characters of messages."""
-    qwen = BaseModel(
-        path=None,
-        kind="gguf",
-        architecture="qwen2",
-        n_params=494_032_768,
-        hidden_size=896,
-        n_layers=24,
-        vocab_size=151_936,
-    )
-    tokens = memory.tokens_from_chars(6_070)
-    method, reason, estimate, fitted = memory.fit_batch(
-        "auto", qwen, preset("standard", max_length=2048), tokens, available=int(22.4 * 2**30)
-    )
-    assert method == "lora" and fitted.batch_size == 1, reason
-    assert estimate.peak_bytes <= memory.SAFETY * 22.4 * 2**30
