@@ -124,3 +124,20 @@ def qa_rows(count: int = 24) -> list[dict[str, str]]:
         {"question": f"What colour is pump {i}?", "answer": f"Pump {i} is {colours[i % len(colours)]}."}
         for i in range(1, count + 1)
     ]
+
+
+def _smollm_shape():
+    from adapters.base_model import BaseModel
+
+    return BaseModel(
+        path=None,
+        kind="gguf",
+        architecture="llama",
+        n_params=134_515_008,
+        hidden_size=576,
+        n_layers=30,
+        vocab_size=49152,
+    )
+
+
+SMOLLM = _smollm_shape()  # the bundled SmolLM2-135M's shape, as ``adapters.base_model.describe`` reads it
