@@ -197,7 +197,8 @@ def _messages(value: Any, path: Path, line: int) -> list[dict[str, str]]:
     return out
 
 
-def _norm(text: str) -> str:
+def normalized(text: str) -> str:
+    """Text as compared for duplicates and for "already trained": case and spacing ignored."""
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
@@ -206,8 +207,8 @@ def _deduplicate(rows: list[tuple[int, dict[str, Any]]], path: Path) -> DatasetR
     seen: dict[str, int] = {}
     questions: dict[str, tuple[int, str]] = {}
     for line, example in rows:
-        prompt = _norm(json.dumps(example["messages"][:-1]))
-        answer = _norm(example["messages"][-1]["content"])
+        prompt = normalized(json.dumps(example["messages"][:-1]))
+        answer = normalized(example["messages"][-1]["content"])
         key = prompt + "\x00" + answer
         if key in seen:
             report.duplicates.append((line, seen[key]))

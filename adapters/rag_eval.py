@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.datasets import question_of
+from adapters.datasets import normalized, question_of
 from adapters.grounded import answer_source
 from store.terms import keywords, words
 
@@ -46,22 +46,18 @@ class HeldOut:
     set: str = "held_out"  # or "eval_file": the expert's evaluation file (``train --eval``)
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 def held_out(train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]]) -> list[HeldOut]:
     """The validation questions never trained on, one each (a cited answer preferred to an abstention)."""
     from assistant.citations import strip_markers
     from assistant.prompting import ABSTAIN_REPLY
 
-    trained = {_norm(question_of(e)) for e in train if e["kind"] == "chat"}
+    trained = {normalized(question_of(e)) for e in train if e["kind"] == "chat"}
     found: dict[str, HeldOut] = {}
     for example in val:
         if example["kind"] != "chat":
             continue
         question = question_of(example)
-        key = _norm(question)
+        key = normalized(question)
         if key in trained:
             continue
         target = example["messages"][-1]["content"].strip()

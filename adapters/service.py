@@ -83,8 +83,8 @@ def _evaluation_examples(request: TrainRequest, data: PreparedData, settings: Se
         examples, _ = grounded_examples(
             data.kb, examples, k=settings.retrieval_k, threshold=settings.relevance_threshold, abstain_share=0.0
         )
-    trained = {datasets.question_of(e).strip().lower() for e in data.examples if e["kind"] == "chat"}
-    kept = [e for e in examples if e["kind"] == "chat" and datasets.question_of(e).strip().lower() not in trained]
+    trained = {datasets.normalized(datasets.question_of(e)) for e in data.examples if e["kind"] == "chat"}
+    kept = [e for e in examples if e["kind"] == "chat" and datasets.normalized(datasets.question_of(e)) not in trained]
     if len(kept) < len(examples):
         data.data_notes.append(
             f"evaluation file: {len(examples) - len(kept)} questions also in the training data left out"

@@ -66,16 +66,15 @@ def start(
     if by_file and not file:
         raise DomainsmithError("upload a Q&A file first (.jsonl or .csv)")
     s = services.settings
-    if by_file:  # keep the run's data under DOMAINSMITH_HOME (upload temp files are cleaned up)
-        file = str(
-            stage_upload(s.uploads_dir, TRAINING_UPLOADS, Path(file), Path(file).name, s.parse_limits.max_file_bytes)
-        )
+
+    def staged(upload: str) -> str:  # keep the run's files under DOMAINSMITH_HOME (upload temp files are cleaned up)
+        path = Path(upload)
+        return str(stage_upload(s.uploads_dir, TRAINING_UPLOADS, path, path.name, s.parse_limits.max_file_bytes))
+
+    if by_file:
+        file = staged(file)
     if eval_file:
-        eval_file = str(
-            stage_upload(
-                s.uploads_dir, TRAINING_UPLOADS, Path(eval_file), Path(eval_file).name, s.parse_limits.max_file_bytes
-            )
-        )
+        eval_file = staged(eval_file)
     request = TrainRequest(
         data=file if by_file else None,
         kb=None if by_file else kb,
