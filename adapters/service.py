@@ -161,7 +161,8 @@ def prepare_run(
     bundled, _ = bundled_base(base, settings)
     base_lr = bundled.learning_rate if bundled is not None else None  # the rate this base trains best at
     hp = preset(preset_name, "lora", base_lr, **(overrides or {}))
-    longest = max(memory.tokens_from_chars(memory.example_chars(e)) for e in examples)
+    # The evaluation file's examples run through the model too (validation loss, answers).
+    longest = max(memory.tokens_from_chars(memory.example_chars(e)) for e in [*examples, *(eval_file_examples or [])])
     given = overrides or {}
     chosen, reason, _estimate, fitted = memory.fit_batch(
         method, info, hp, longest, available_memory, batch_given=given.get("batch_size") is not None
