@@ -5,7 +5,8 @@ and writes up to ``per_chunk`` questions an expert would ask that the passage an
 a short answer. The candidates pass ``adapters.datagen_filters``; the kept ones are written as
 JSONL rows with their provenance. A share of unanswerable questions (on the passage's subject,
 about what it does not say) is kept when Chat's gate refuses them or their key words are not in
-the knowledge base; their answer is Chat's abstention reply.
+the knowledge base; when the model's fails, one of the passage's answerable questions asks about an
+invented name instead (``adapters.unanswerable``). Their answer is Chat's abstention reply.
 
 Crash safety: each chunk's rows are appended as whole lines, flushed and fsynced, then the chunk
 is recorded in ``OUT.state.json`` (written to a temporary name and renamed). A rerun with the
@@ -25,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.datagen_filters import REASONS, Duplicates, Passage, answerable_checks, unanswerable_checks
+from adapters.datagen_filters import REASONS, Duplicates, Passage, answerable_checks, malformed, unanswerable_checks
 from adapters.datagen_output import Output, make_row
+from adapters.unanswerable import first_renamable
 from assistant.prompting import ABSTAIN_REPLY, as_data
 from assistant.sentences import MARKER
 from store.errors import DocumentNotFound, DomainsmithError, KnowledgeBaseError
@@ -90,6 +92,7 @@ class GenerationReport:
     candidates: int = 0
     kept: int = 0  # answerable rows in the file
     unanswerable: int = 0  # unanswerable rows in the file
+    renamed: int = 0  # of which made by renaming an answerable question (adapters.unanswerable)
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     seconds: float = 0.0
     cancelled: bool = False
@@ -105,6 +108,16 @@ class GenerationReport:
             "seconds": round(self.seconds, 2),
             "seconds_per_chunk": round(self.seconds_per_chunk, 2),
         }
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A row that passed its checks; ``extra`` holds fields only some rows have (``renamed``)."""
+
+    question: str
+    answer: str
+    kind: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -273,7 +286,10 @@ def generate(
             break  # the chunk's reply was cut short: nothing of it is written, a rerun does it again
         version = kb.content_version()
         review = "accepted" if options.accept else "pending"
-        made = [make_row(q, a, kind, review, passage, kb.name, version, generator) for q, a, kind in rows]
+        made = [
+            {**make_row(k.question, k.answer, k.kind, review, passage, kb.name, version, generator), **k.extra}
+            for k in rows
+        ]
         audit = [
             {**make_row(q, a, kind, "rejected", passage, kb.name, version, generator), "reason": reason}
             for q, a, kind, reason in rejected
@@ -283,8 +299,9 @@ def generate(
         report.candidates += candidates
         for *_, reason in rejected:
             report.rejected[reason] = report.rejected.get(reason, 0) + 1
-        report.kept += sum(kind == "answerable" for _, _, kind in rows)
-        report.unanswerable += sum(kind == "unanswerable" for _, _, kind in rows)
+        report.kept += sum(k.kind == "answerable" for k in rows)
+        report.unanswerable += sum(k.kind == "unanswerable" for k in rows)
+        report.renamed += sum("renamed" in k.extra for k in rows)
         report.seconds = time.monotonic() - started
         yield GenerationProgress(report)
     report.cancelled = cancel.is_set() and report.chunks_done < report.chunks_total
@@ -308,6 +325,7 @@ def _recount(report: GenerationReport, output: Output, chosen: set[str]) -> None
     report.chunks_done = len(output.done & chosen)
     report.kept = sum(r.get("kind") == "answerable" for r in output.rows)
     report.unanswerable = sum(r.get("kind") == "unanswerable" for r in output.rows)
+    report.renamed = sum("renamed" in r for r in output.rows)
     for r in output.rejected:
         report.rejected[r.get("reason", "malformed")] = report.rejected.get(r.get("reason", "malformed"), 0) + 1
     report.candidates = len(output.rows) + len(output.rejected)
@@ -324,12 +342,13 @@ def _one_chunk(
     duplicates: Duplicates,
     kept_before: int,
     unanswerable_before: int,
-) -> tuple[list[tuple[str, str, str]], list[tuple[str, str | None, str, str]], int]:
-    """One chunk's kept (question, answer, kind), rejected (question, answer, kind, reason), candidates.
+) -> tuple[list[Kept], list[tuple[str, str | None, str, str]], int]:
+    """One chunk's kept rows, rejected (question, answer, kind, reason), candidates.
 
     An unanswerable question is asked for while the unanswerable rows are fewer than ``unanswerable``
-    times the answerable ones (counting this chunk's)."""
-    kept: list[tuple[str, str, str]] = []
+    times the answerable ones (counting this chunk's); when the model's fails the checks, one of this
+    chunk's answerable questions is renamed instead (``adapters.unanswerable``)."""
+    kept: list[Kept] = []
     rejected: list[tuple[str, str | None, str, str]] = []
 
     def reject(question: str, answer: str | None, kind: str, reason: str) -> None:
@@ -349,7 +368,7 @@ def _one_chunk(
             reject(question, answer, "answerable", reason)
             continue
         duplicates.add(question)
-        kept.append((question, answer or "", "answerable"))
+        kept.append(Kept(question, answer or "", "answerable"))
     answerable = kept_before + len(kept)
     if options.unanswerable > 0 and answerable and unanswerable_before < options.unanswerable * answerable:
         task = "Write one question this passage does not answer."
@@ -363,9 +382,18 @@ def _one_chunk(
         reason = unanswerable_checks(question, kb, settings, duplicates)
         if reason:
             reject(question, None if question else reply[:500], "unanswerable", reason)
+            renamed = first_renamable([k.question for k in kept], kb, seed)
+            if renamed is not None:
+                candidates += 1
+                reason = malformed(renamed.question, None) or duplicates.check(renamed.question, renamed.original)
+                if reason:
+                    reject(renamed.question, None, "unanswerable", reason)
+                else:
+                    duplicates.add(renamed.question)
+                    kept.append(Kept(renamed.question, ABSTAIN_REPLY, "unanswerable", renamed.to_json()))
         else:
             duplicates.add(question)
-            kept.append((question, ABSTAIN_REPLY, "unanswerable"))
+            kept.append(Kept(question, ABSTAIN_REPLY, "unanswerable"))
     return kept, rejected, candidates
 
 

@@ -105,11 +105,14 @@ class Duplicates:
         for question in questions:
             self.add(question)
 
-    def check(self, question: str) -> str | None:
+    def check(self, question: str, besides: str | None = None) -> str | None:
+        """``duplicate`` when the question nearly repeats a kept one other than ``besides`` (the question
+        a renamed one was made from: they differ by one name, on purpose)."""
         if normalise(question) in self._exact:
             return "duplicate"
         tokens = token_set(question)
-        if any(jaccard(tokens, seen) >= DUPLICATE_SIMILARITY for seen in self._sets):
+        own = token_set(besides) if besides is not None else None
+        if any(jaccard(tokens, seen) >= DUPLICATE_SIMILARITY for seen in self._sets if seen != own):
             return "duplicate"
         return None
 

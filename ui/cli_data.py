@@ -194,6 +194,7 @@ def summary(report: GenerationReport) -> str:
     return (
         f"{state}: {report.chunks_done}/{report.chunks_total} passages of {report.kb} (version {report.kb_version}) "
         f"with {report.model}, {report.seconds_per_chunk:.1f} s per passage\n"
-        f"{report.kept} answerable and {report.unanswerable} unanswerable rows in {report.out} "
+        f"{report.kept} answerable and {report.unanswerable} unanswerable rows"
+        f"{f' ({report.renamed} made by renaming a name)' if report.renamed else ''} in {report.out} "
         f"from {report.candidates} candidates\nrejected: {rejected}"
     )

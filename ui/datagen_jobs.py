@@ -141,7 +141,7 @@ def _progress_line(job: GenerationJob, status: str) -> str:
         parts = [
             f"{r.chunks_done}/{r.chunks_total} passages",
             f"{r.kept} answerable",
-            f"{r.unanswerable} unanswerable",
+            f"{r.unanswerable} unanswerable" + (f" ({r.renamed} by renaming)" if r.renamed else ""),
             f"{rejected} rejected" + (f" ({reasons})" if reasons else ""),
         ]
         if r.seconds_per_chunk:

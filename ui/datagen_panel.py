@@ -153,6 +153,13 @@ def passage_markdown(services: Services, row: dict[str, Any]) -> str:
     if row.get("edited"):
         original = row.get("original") or {}
         lines.append(f"*Edited; generated as:* {html.escape(str(original.get('question', '')))}")
+    renamed = row.get("renamed")
+    if isinstance(renamed, dict):
+        lines.append(
+            f"*Unanswerable by design:* made from “{html.escape(str(renamed.get('from', '')))}” with "
+            f"{html.escape(str(renamed.get('name', '')))} renamed to {html.escape(str(renamed.get('invented', '')))}, "
+            "a name no document uses."
+        )
     if source.text is not None:
         lines.append("> " + html.escape(source.text).replace("\n", "\n> "))
     if source.note:

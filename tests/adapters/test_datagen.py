@@ -322,6 +322,7 @@ def test_cli_killed_mid_generation_leaves_valid_resumable_output(machines, setti
         "candidates",
         "kept",
         "unanswerable",
+        "renamed",
         "rejected",
         "seconds",
         "seconds_per_chunk",

@@ -75,6 +75,16 @@ def test_the_rows_are_listed_shown_with_their_passage_and_reviewed(services, gen
         panel.review_row(services, out, None, "accept")
 
 
+def test_a_renamed_unanswerable_row_says_what_it_was_made_from(services, generated):
+    out, rows = generated
+    row = next(r for r in rows if r["kind"] == "unanswerable")
+    row["renamed"] = {"from": "Which oil goes into the <Vantor> K7 gearbox?", "name": "Vantor", "invented": "Quillon"}
+    review.write_rows(Path(out), rows)
+    passage = panel.show_row(services, out, review.row_key(row))[2]
+    assert "Unanswerable by design" in passage and "Vantor renamed to Quillon" in passage
+    assert "&lt;Vantor&gt;" in passage, "the generated text is escaped"
+
+
 def test_a_removed_document_shows_that_its_passage_is_gone(services, machines, generated):
     out, rows = generated
     manual1 = next(d for d in machines.documents() if d.name == "manual1.md")
