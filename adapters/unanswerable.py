@@ -3,8 +3,8 @@ document uses.
 
 Asked for a question its passage does not answer, a small generator nearly always writes one the
 knowledge base does answer ("What is the purpose of the /etc directory?"): Qwen2.5-Coder-0.5B kept 3
-unanswerable questions from 300 passages of the Debian Policy manual, and 0 of 14 on a sample with
-any of three prompts; asked to rename the subject instead, it copied the question. So when the
+unanswerable questions from 300 passages of the Debian Policy manual, and none usable on a sample of
+14 with three other prompts; asked to rename the subject instead, it copied the question. So when the
 model's question fails the checks, one of the passage's accepted questions is taken and its most
 specific name (the rarest in the knowledge base of the words that make up its identifiers and quoted
 terms, else its hyphenated words, else its capitalised ones; never a word of a document title the
@@ -29,7 +29,7 @@ from store.terms import QUESTION_WORDS, SEARCH_STOPWORDS
 INVENTED = (
     "quillon", "vextra", "morlan", "tessaro", "brennik", "calvex", "dorvane", "elstrin", "fennix", "galdor",
     "hexmire", "istrel", "jorvik", "kestran", "lumora", "marvex", "nolbrin", "orrick", "pellion", "quorvan",
-    "ravello", "sarkon", "tilvane", "ulmarra", "varnis", "wexford", "xandril", "yarrow", "zephlin", "corvane",
+    "ravonne", "sarkon", "tilvane", "ulmarra", "varnis", "wextral", "xandril", "yarnex", "zephlin", "corvane",
 )  # fmt: skip
 MAX_DOCUMENTS = 200  # a word in more chunks than this is not a name
 
