@@ -6,18 +6,19 @@ knowledge base does answer ("What is the purpose of the /etc directory?"): Qwen2
 unanswerable questions from 300 passages of the Debian Policy manual, and none usable on a sample of
 14 with three other prompts; asked to rename the subject instead, it copied the question. So when the
 model's question fails the checks, one of the passage's accepted questions is taken and its most
-specific name (the rarest in the knowledge base of the words that make up its identifiers and quoted
-terms, else its hyphenated words, else its capitalised ones; never a word of a document title the
-question names whole, nor one it says twice) is replaced by an invented word the knowledge base never uses:
-"Which oil goes into the Vantor K7 gearbox?" becomes "Which oil goes into the Quillon K7 gearbox?".
-A plausible name the documents do not have is what makes a grounded model invent an answer; the
-right reply is Chat's abstention.
+specific name is replaced by an invented word the knowledge base never uses: the rarest in the
+knowledge base of the words that make up its identifiers and quoted terms, else its hyphenated
+words, else its capitalised ones; never a word of a name several document titles share, nor one the
+question says twice. "Which oil goes into the Vantor K7 gearbox?" becomes "Which oil goes into the
+Quillon K7 gearbox?". A plausible name the documents do not have is what makes a grounded model
+invent an answer; the right reply is Chat's abstention.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,8 +77,8 @@ def rename(question: str, kb: KnowledgeBase, seed: int = 0) -> Renamed | None:
 
 def subject_word(question: str, kb: KnowledgeBase) -> str | None:
     """The word of the question's most specific names that the fewest chunks contain (at least one does),
-    as written. A document's title named whole is context, not a subject ("... in the Debian Policy
-    Manual?"), and so are the question's first word, its stopwords and the words it says twice."""
+    as written. A collection's name is context, not a subject ("... in the Debian Policy Manual?",
+    ``title_words``), and so are the question's first word, its stopwords and the words it says twice."""
     first_word = question.split(maxsplit=1)[0] if question.strip() else ""
     skip = title_words(kb, question)
     for kind in _NAME_KINDS:
@@ -99,14 +100,19 @@ def subject_word(question: str, kb: KnowledgeBase) -> str | None:
 
 
 def title_words(kb: KnowledgeBase, question: str) -> frozenset[str]:
-    """The lower-cased words of the document titles (or of a part of one, between dashes) the question
-    names whole ("in the Debian Policy Manual"): where to look, not what is asked ("the Vantor K7
-    gearbox" names no title whole)."""
+    """The lower-cased words of the collection names the question says whole: a title, or a part of
+    one between dashes, that several documents share ("... — Debian Policy Manual v4.6.2.0") names where
+    to look, not what is asked. One document's own title ("Vantor K7 turbine") may well be the subject."""
     said = " " + " ".join(_WORDS.findall(question.lower())) + " "
-    found = kb.db.execute("SELECT DISTINCT title FROM documents WHERE kb_id = ?", [kb.id]).fetchall()
-    parts = {part for (title,) in found for part in _TITLE_PARTS.split(title or "")}  # "3. Binary — Manual v4"
-    titles = [" ".join(_WORDS.findall(part.lower())) for part in parts]
-    return frozenset(w for t in titles if t and f" {t} " in said for w in _LETTERS.findall(t))
+    found = kb.db.execute("SELECT title FROM documents WHERE kb_id = ?", [kb.id]).fetchall()
+    shared = Counter(
+        name
+        for (title,) in found
+        for name in {" ".join(_WORDS.findall(p.lower())) for p in _TITLE_PARTS.split(title or "")}
+    )
+    return frozenset(
+        w for name, n in shared.items() if n > 1 and name and f" {name} " in said for w in _LETTERS.findall(name)
+    )
 
 
 def documents(kb: KnowledgeBase, word: str) -> int:
