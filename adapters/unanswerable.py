@@ -71,7 +71,7 @@ def rename(question: str, kb: KnowledgeBase, seed: int = 0) -> Renamed | None:
         if not fts.keyword_search(kb.db, kb.id, invented, 1):
             replacement = _same_case(invented, word)
             renamed = re.sub(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", replacement, question, count=1)
-            return Renamed(renamed, question, word, replacement)
+            return Renamed(_article(renamed, replacement), question, word, replacement)
     return None
 
 
@@ -132,3 +132,9 @@ def _same_case(word: str, like: str) -> str:
     if like.isupper() and len(like) > 1:
         return word.upper()
     return word.capitalize() if like[0].isupper() else word
+
+
+def _article(question: str, word: str) -> str:
+    """ "a Istrel K7" -> "an Istrel K7" (and "an Quillon" -> "a Quillon")."""
+    article = "an" if word[0].lower() in "aeiou" else "a"
+    return re.sub(rf"\b([Aa])n? (?={re.escape(word)}\b)", lambda m: m.group(1) + article[1:] + " ", question)

@@ -44,6 +44,14 @@ def test_the_product_name_is_renamed_to_a_word_the_knowledge_base_never_uses(mac
     assert renamed.invented.lower() in INVENTED and absent(machines, renamed.invented)
     original = "Which oil goes into the Vantor K7 gearbox?"
     assert renamed.to_json() == {"renamed": {"from": original, "name": "Vantor", "invented": renamed.invented}}
+    # The article follows the invented word ("an Istrel", "a Quillon").
+    articles = set()
+    for seed in range(40):
+        made = rename("What is the maximum speed of a Vantor K7 turbine?", machines, seed)
+        article = "an" if made.invented[0] in "AEIOU" else "a"
+        assert made.question == f"What is the maximum speed of {article} {made.invented} K7 turbine?"
+        articles.add(article)
+    assert articles == {"a", "an"}
     # The same question and seed give the same word.
     assert rename("Which oil goes into the Vantor K7 gearbox?", machines) == renamed
 
