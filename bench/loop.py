@@ -183,7 +183,8 @@ def render(summary: dict) -> str:
     lines = [
         f"corpus {summary['corpus']}: {summary['kb']['documents']} documents, {summary['kb']['chunks']} passages",
         f"generation ({g['model']}): {g['chunks_done']}/{g['chunks_total']} passages, {g['kept']} answerable + "
-        f"{g['unanswerable']} unanswerable rows from {g['candidates']} candidates, {g['seconds_per_chunk']} s "
+        f"{g['unanswerable']} unanswerable rows ({g.get('renamed', 0)} by renaming) from {g['candidates']} "
+        f"candidates, {g['seconds_per_chunk']} s "
         f"per passage ({g['seconds']} s, load {g['load'][0]} -> {g['load'][1]})",
         f"rejected: {rejected}",
         f"training: {t['examples']} examples ({t['grounding']}), {t['base']}, preset {t['preset']} "
