@@ -33,7 +33,7 @@ from assistant.retrieval import retrieve, sources_from
 from store import fts
 from store.knowledge_base import KnowledgeBase
 from store.settings import Settings
-from store.terms import QUESTION_WORDS, SEARCH_STOPWORDS, key_terms
+from store.terms import SEARCH_STOPWORDS, key_terms, question_words
 
 REASONS = ("malformed", "duplicate", "restated", "copied", "unsupported", "round_trip", "answerable_in_kb")
 DUPLICATE_SIMILARITY = 0.8
@@ -173,13 +173,12 @@ def round_trip(kb: KnowledgeBase, question: str, passage: Passage, settings: Set
 
 def key_words(question: str) -> list[str]:
     """The question's words that a passage answering it would contain (not stopwords, nor words of asking)."""
-    found = [w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 2]
-    return list(dict.fromkeys(w for w in found if w not in SEARCH_STOPWORDS and w not in QUESTION_WORDS))
+    return question_words(question)
 
 
 def absent_terms(kb: KnowledgeBase, question: str) -> list[str]:
     """The question's key words that no passage of the knowledge base contains (FTS5, stemmed as search)."""
-    return [w for w in key_words(question) if not fts.keyword_search(kb.db, kb.id, w, 1)]
+    return [w for w in key_words(question) if not fts.contains(kb.db, kb.id, w)]
 
 
 def unanswerable(kb: KnowledgeBase, question: str, settings: Settings) -> str | None:

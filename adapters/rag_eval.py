@@ -118,6 +118,7 @@ def prepare(
                 "expected_source": holder.source if holder else None,
                 "relevance": round(retrieval.relevance, 4),
                 "relevant": retrieval.relevant,
+                "unknown_names": list(retrieval.unknown_names),
                 "sources": [asdict(s) for s in sources],
                 # None: the relevance gate turns the question away and Chat abstains without asking the model
                 "messages": build_messages(item.question, sources) if retrieval.relevant and sources else None,
@@ -199,7 +200,8 @@ def _answers(rows, texts, embedder, support_threshold: float, plain: bool) -> li
         elif row["messages"] is None or reply is None:
             out.append(Answer(ABSTAIN_REPLY, True, [], sources, reason="no passage is relevant enough"))
         else:
-            out.append(check_reply(reply, row["question"], sources, embedder, support_threshold))
+            unknown = row.get("unknown_names", ())  # rows prepared before it was recorded: none
+            out.append(check_reply(reply, row["question"], sources, embedder, support_threshold, unknown=unknown))
     return out
 
 

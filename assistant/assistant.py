@@ -180,7 +180,9 @@ class Assistant:
             yield from self._abstain(retrieval, loaded.name, started, "no passage fits the model's context")
             return
         messages = prompting.build_messages(question, sources, kept_history, **prompting.style(prompt_style(loaded)))
-        yield from self._generate(question, messages, sources, loaded, started, grounded=True)
+        yield from self._generate(
+            question, messages, sources, loaded, started, grounded=True, unknown=retrieval.unknown_names
+        )
 
     def compare(
         self,
@@ -267,6 +269,7 @@ class Assistant:
         loaded: LoadedModel | RemoteModel,
         started: float,
         grounded: bool,
+        unknown: Sequence[str] = (),
     ) -> Iterator[AnswerEvent]:
         pieces: list[str] = []
         first = None
@@ -284,7 +287,7 @@ class Assistant:
         if not grounded:
             yield Done(Answer(reply, False, [], [], model=model, seconds=seconds, first_token_seconds=first))
             return
-        answer = check_reply(reply, question, sources, self.embedder, self.settings.support_threshold)
+        answer = check_reply(reply, question, sources, self.embedder, self.settings.support_threshold, unknown=unknown)
         if answer.extractive:
             yield Notice("The model's reply did not answer from the sources; quoting the passage that does.")
         yield Done(replace(answer, model=model, seconds=seconds, first_token_seconds=first))

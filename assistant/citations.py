@@ -80,9 +80,12 @@ def cite(
     *,
     question: str = "",
     check_claims: bool = True,
+    unknown: Sequence[str] = (),
 ) -> CitedAnswer:
     """The answer with its markers mapped and checked. ``question``: names and numbers it gives are
-    not claims; ``check_claims=False`` judges by ``support`` alone (the check before claims)."""
+    not claims, except its ``unknown`` words, which no passage of the knowledge base contains
+    (``Retrieval.unknown_names``); ``check_claims=False`` judges by ``support`` alone (the check
+    before claims)."""
     by_n = {s.n: s for s in sources}
     text = drop_dangling(answer, set(by_n))
     parts = split_sentences(text)
@@ -93,7 +96,7 @@ def cite(
     # the repair below all read this one matrix.
     claims = list(dict.fromkeys(strip_markers(p) for p in parts))
     scores = support_scores(embedder, claims, [s.text for s in sources])
-    gaps = _claim_gaps(by_n, question, parts) if check_claims else _no_gaps
+    gaps = _claim_gaps(by_n, question, parts, unknown) if check_claims else _no_gaps
     attributed = False
     if not any(numbers for _, numbers in cited):
         text, cited = _attribute(parts, claims, scores, sources, threshold, gaps)
@@ -137,7 +140,7 @@ def _no_gaps(span: Sequence[str], numbers: Sequence[int]) -> list[str]:
     return []
 
 
-def _claim_gaps(by_n: dict[int, Source], question: str, parts: Sequence[str]) -> Gaps:
+def _claim_gaps(by_n: dict[int, Source], question: str, parts: Sequence[str], unknown: Sequence[str] = ()) -> Gaps:
     """``gaps(span, numbers)``: the claims of the span that the union of the cited passages does not
     state (a passage with its document and section: "json.dumps" may name the page it is on).
     Fenced code in the answer (``parts``, its sentences in order) is not checked."""
@@ -153,7 +156,7 @@ def _claim_gaps(by_n: dict[int, Source], question: str, parts: Sequence[str]) ->
         for claim in span:
             if (claim, cited) not in memo:
                 references = [f"{by_n[n].document}\n{by_n[n].section}\n{by_n[n].text}" for n in cited]
-                memo[claim, cited] = unsupported_claims(prose.get(claim, claim), references, question)
+                memo[claim, cited] = unsupported_claims(prose.get(claim, claim), references, question, unknown)
             found += memo[claim, cited]
         return list(dict.fromkeys(found))
 

@@ -335,15 +335,21 @@ def without_examples(sentence: str) -> str:
     return _CODE_SPAN.sub(reduce, sentence)
 
 
-def unsupported_claims(sentence: str, references: Iterable[str], question: str = "") -> list[str]:
+def unsupported_claims(
+    sentence: str, references: Iterable[str], question: str = "", unknown: Sequence[str] = ()
+) -> list[str]:
     """What the sentence claims that the references (the cited passages, taken together) do not.
 
     Numbers with units, names and identifiers, and negations; an empty list when all are found.
-    Inline code examples count only for the names they quote (``without_examples``).
+    Inline code examples count only for the names they quote (``without_examples``). ``unknown``: the
+    question's words that no passage of the knowledge base contains (``Retrieval.unknown_names``);
+    a sentence naming one states what no source can (the question's words are otherwise known).
     """
     sentence = without_examples(sentence)
     reference = "\n".join(references)
     claims = unsupported_quantities(sentence, reference, question) + unsupported_entities(sentence, reference, question)
+    lowered = sentence.lower()
+    claims += [f"not in the documents: {w}" for w in unknown if re.search(rf"(?<![a-z0-9]){re.escape(w)}", lowered)]
     conflict = negation_conflict(sentence, reference, question)
     if conflict:
         claims.append(f"negation: {conflict}")

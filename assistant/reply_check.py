@@ -27,16 +27,20 @@ def check_reply(
     support_threshold: float,
     *,
     check_claims: bool = True,
+    unknown: Sequence[str] = (),
 ) -> Answer:
     """The reply cited and checked, a quoted passage, or the abstention (see the module docstring).
 
     ``check_claims=False``: citations judged by their support score alone, as before the claim check
-    (``bench/claim_check.py`` compares the two)."""
+    (``bench/claim_check.py`` compares the two). ``unknown``: the question's words no passage of the
+    knowledge base contains (``Retrieval.unknown_names``): a sentence naming one is unsupported."""
     if is_abstention(reply):
         reply = without_abstention(reply)
         if len(key_terms(reply)) < MIN_ANSWER_TERMS:
             return Answer(ABSTAIN_REPLY, True, [], list(sources), reason="the model found no answer in the sources")
-    cited = cite(reply, sources, embedder, support_threshold, question=question, check_claims=check_claims)
+    cited = cite(
+        reply, sources, embedder, support_threshold, question=question, check_claims=check_claims, unknown=unknown
+    )
     if any(c.supported for c in cited.citations) and addresses(question, cited.text, embedder):
         return Answer(cited.text, False, cited.citations, list(sources))
     extract = best_sentence(question, sources, embedder)

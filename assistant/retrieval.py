@@ -11,6 +11,12 @@ similarity was 0.54 for unanswerable vs 0.57 for answerable ones), so three sign
 
 ``relevance = 0.5 * similarity + 0.4 * coverage + 0.1 * agreement``; the threshold is a setting,
 calibrated with ``python app.py eval rag`` on the shipped eval set.
+
+``unknown_names``: the question's rare words that no passage of the whole knowledge base contains
+("the fluxcache module", "json.autofix()"). No source can state anything about them, so the
+citation check counts a sentence that names one as unsupported (``assistant.claims``): the
+question's own words are otherwise taken as known, and a model asked about a plausible name the
+documents lack will happily describe it.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from assistant.events import Source
+from store import fts
 from store.knowledge_base import KnowledgeBase
 from store.records import SearchHit
-from store.terms import coverage
+from store.terms import coverage, question_words
 
 WEIGHTS = {"similarity": 0.5, "coverage": 0.4, "agreement": 0.1}
 
@@ -33,6 +40,7 @@ class Retrieval:
     signals: dict[str, float] = field(default_factory=dict)
     relevance: float = 0.0
     relevant: bool = False
+    unknown_names: tuple[str, ...] = ()
 
 
 def retrieval_query(question: str, history: Sequence[dict]) -> str:
@@ -59,7 +67,7 @@ def retrieve(
     hits = results[mode][:k]
     vector, keyword = results["vector"], results["keyword"]
     if not hits:
-        return Retrieval(query, [], {}, 0.0, False)
+        return Retrieval(query, [], {}, 0.0, False, unknown_names(kb, question))
     top_v = {h.chunk_id for h in vector[:5]}
     top_k = {h.chunk_id for h in keyword[:5]}
     signals = {
@@ -70,7 +78,17 @@ def retrieve(
     relevance = sum(WEIGHTS[name] * value for name, value in signals.items())
     if neighbour_tokens > 0:
         hits = kb.with_neighbours(hits, neighbour_tokens)
-    return Retrieval(query, hits, signals, relevance, relevance >= threshold)
+    return Retrieval(query, hits, signals, relevance, relevance >= threshold, unknown_names(kb, question))
+
+
+def unknown_names(kb: KnowledgeBase, question: str) -> tuple[str, ...]:
+    """The question's words that the embedder's vocabulary splits (a name or a rare term, not "fast",
+    which a small knowledge base may well lack) and that no chunk of the knowledge base contains."""
+    words = question_words(question)
+    if not words:
+        return ()
+    rare = [w for w, pieces in zip(words, kb.embedder.count_tokens(words), strict=True) if pieces > 1]
+    return tuple(w for w in rare if not fts.contains(kb.db, kb.id, w))
 
 
 def sources_from(hits: Sequence[SearchHit]) -> list[Source]:

@@ -82,6 +82,7 @@ def collect(
             "id": item.id,
             "model": loaded.name,
             "relevance": retrieval.relevance,
+            "unknown_names": list(retrieval.unknown_names),
             "hit_sources": [h.source for h in retrieval.hits],
             "sources": [asdict(s) for s in sources],
             "prompt_tokens": sum(assistant.runtime.count_tokens(m["content"]) for m in messages),
@@ -103,7 +104,8 @@ def answer_of(record: dict, item: QAItem, embedder, gate: float, support: float)
     sources = [Source(**s) for s in record["sources"]]
     if record["relevance"] < gate or not sources:
         return Answer(prompting.ABSTAIN_REPLY, True, [], sources, reason="gate")
-    return check_reply(record["raw"], item.question, sources, embedder, support)
+    unknown = record.get("unknown_names", ())  # replies cached before it was recorded: none
+    return check_reply(record["raw"], item.question, sources, embedder, support, unknown=unknown)
 
 
 def score(records: Sequence[dict], items: Sequence[QAItem], embedder, gate: float, support: float) -> dict:

@@ -46,6 +46,19 @@ def keyword_search(db: Database, kb_id: int, query: str, limit: int) -> list[tup
     return [(int(r["id"]), float(r["score"])) for r in found]
 
 
+def contains(db: Database, kb_id: int, word: str) -> bool:
+    """Does any chunk of the knowledge base contain ``word`` (stemmed as keyword search stems it)?"""
+    expression = match_expression(word)
+    if expression is None:
+        return True
+    found = db.execute(
+        """SELECT 1 FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid
+           WHERE chunks_fts MATCH ? AND chunks.kb_id = ? LIMIT 1""",
+        [expression, kb_id],
+    ).fetchone()
+    return found is not None
+
+
 def check_integrity(db: Database) -> None:
     """Raise sqlite3.DatabaseError when the FTS index disagrees with the chunks table."""
     db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")

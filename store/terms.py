@@ -53,6 +53,13 @@ def key_terms(text: str) -> list[str]:
     )
 
 
+def question_words(question: str) -> list[str]:
+    """The question's words that a passage answering it would contain, unstemmed (not stopwords, nor
+    words of asking)."""
+    found = [w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 2]
+    return list(dict.fromkeys(w for w in found if w not in SEARCH_STOPWORDS and w not in QUESTION_WORDS))
+
+
 def coverage(question: str, passages: Sequence[str]) -> float:
     """The share of the question's key terms that the passages mention."""
     terms = key_terms(question)

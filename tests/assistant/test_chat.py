@@ -265,3 +265,14 @@ def test_each_bundled_model_gets_its_prompt_style(tmp_path):
     assert grounded[0]["content"] == prompting.SYSTEM_PROMPT and grounded[1]["content"].endswith(prompting.ANSWER_RULE)
     assert compact[0]["content"] == prompting.COMPACT_SYSTEM_PROMPT
     assert compact[1]["content"].endswith("Question: How often?")
+
+
+def test_retrieval_names_the_questions_rare_words_the_documents_lack(services):
+    from assistant.retrieval import unknown_names
+
+    kb = services.kb()
+    assert unknown_names(kb, "How is the Zentrox fluxcache module configured?") == ("zentrox", "fluxcache")
+    # Common words a small knowledge base lacks are not names; words it has are known.
+    assert unknown_names(kb, "How fast does the turbine spin?") == ()
+    retrieval = services.assistant.retrieve(kb, "What trips the Zentrox journal bearing alarm?")
+    assert retrieval.unknown_names == ("zentrox",)

@@ -188,3 +188,24 @@ def test_inline_code_examples_count_only_for_the_names_they_quote():
     assert unsupported_claims("Print it with `x = 42` and `f'{var_name=}'`.", ["Print a variable."]) == []
     assert unsupported_claims("Call `json.dumps(obj, sort_keys=True)`.", ["json.dumps(obj)"]) == ["sort_keys"]
     assert unsupported_claims("Pass `--user` to pip.", ["Pass the --user option to pip."]) == []
+
+
+# -- names the knowledge base does not have --------------------------------------------------------
+
+
+def test_a_sentence_naming_what_no_document_has_is_unsupported():
+    sentence = "The Zentrox pump is primed with about 2 liters of water."
+    question = "How is the Zentrox pump primed?"
+    assert unsupported_claims(sentence, [PUMP], question) == [], "the question's words count as known"
+    assert unsupported_claims(sentence, [PUMP], question, unknown=("zentrox",)) == ["not in the documents: zentrox"]
+    assert unsupported_claims("Zentrox's pump takes 2 liters.", [PUMP], question, unknown=("zentrox",))
+    assert unsupported_claims("The pump takes 2 liters of water.", [PUMP], question, unknown=("zentrox",)) == []
+
+
+def test_a_reply_describing_a_name_no_document_has_is_not_kept(embedder):
+    question = "How do I prime the Zentrox P-20 pump before first use?"
+    reply = "Prime the Zentrox P-20 pump with about 2 liters of water before first use [1]."
+    kept = check_reply(reply, question, _sources(), embedder, 0.5)
+    assert not kept.extractive and not kept.abstained and kept.text == reply, "supported without the rule"
+    answer = check_reply(reply, question, _sources(), embedder, 0.5, unknown=("zentrox",))
+    assert answer.text != reply and "Zentrox" not in answer.text
