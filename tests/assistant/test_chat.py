@@ -274,5 +274,6 @@ def test_retrieval_names_the_questions_rare_words_the_documents_lack(services):
     assert unknown_names(kb, "How is the Zentrox fluxcache module configured?") == ("zentrox", "fluxcache")
     # Common words a small knowledge base lacks are not names; words it has are known.
     assert unknown_names(kb, "How fast does the turbine spin?") == ()
+    assert unknown_names(kb, "Does the turbine spin at 43807 rpm?") == (), "numbers are quantities, not names"
     retrieval = services.assistant.retrieve(kb, "What trips the Zentrox journal bearing alarm?")
     assert retrieval.unknown_names == ("zentrox",)
