@@ -84,8 +84,9 @@ def retrieve(
 def unknown_names(kb: KnowledgeBase, question: str) -> tuple[str, ...]:
     """The question's words that the embedder's vocabulary splits (a name or a rare term, not "fast",
     which a small knowledge base may well lack) and that no chunk of the knowledge base contains.
-    Numbers are left to the check of quantities ("4380" is "4,380" in a passage)."""
-    words = [w for w in question_words(question) if not w.isdigit()]
+    Words with a digit are values, not names: numbers are left to the check of quantities ("4380" is
+    "4,380" in a passage), and a version the user gives ("1.0~rc1") may well be repeated in the answer."""
+    words = [w for w in question_words(question) if not any(c.isdigit() for c in w)]
     if not words:
         return ()
     rare = [w for w, pieces in zip(words, kb.embedder.count_tokens(words), strict=True) if pieces > 1]

@@ -275,5 +275,6 @@ def test_retrieval_names_the_questions_rare_words_the_documents_lack(services):
     # Common words a small knowledge base lacks are not names; words it has are known.
     assert unknown_names(kb, "How fast does the turbine spin?") == ()
     assert unknown_names(kb, "Does the turbine spin at 43807 rpm?") == (), "numbers are quantities, not names"
+    assert unknown_names(kb, "Does the turbine run 1.0~rc1 or 1.0?") == (), "nor versions"
     retrieval = services.assistant.retrieve(kb, "What trips the Zentrox journal bearing alarm?")
     assert retrieval.unknown_names == ("zentrox",)
