@@ -171,14 +171,9 @@ def round_trip(kb: KnowledgeBase, question: str, passage: Passage, settings: Set
     return None
 
 
-def key_words(question: str) -> list[str]:
-    """The question's words that a passage answering it would contain (not stopwords, nor words of asking)."""
-    return question_words(question)
-
-
 def absent_terms(kb: KnowledgeBase, question: str) -> list[str]:
     """The question's key words that no passage of the knowledge base contains (FTS5, stemmed as search)."""
-    return [w for w in key_words(question) if not fts.contains(kb.db, kb.id, w)]
+    return [w for w in question_words(question) if not fts.contains(kb.db, kb.id, w)]
 
 
 def unanswerable(kb: KnowledgeBase, question: str, settings: Settings) -> str | None:
@@ -189,7 +184,7 @@ def unanswerable(kb: KnowledgeBase, question: str, settings: Settings) -> str | 
     found = chat_retrieval(kb, question, settings)
     if not found.relevant:
         return None
-    words = key_words(question)
+    words = question_words(question)
     if words and len(absent_terms(kb, question)) >= ABSENT_SHARE * len(words):
         extract = best_sentence(question, sources_from(found.hits), kb.embedder)
         if extract is None or extract.score < EXTRACT_CEILING:
