@@ -68,7 +68,7 @@ def rename(question: str, kb: KnowledgeBase, seed: int = 0) -> Renamed | None:
     start = int(hashlib.sha256(f"{seed}\n{question}".encode()).hexdigest(), 16) % len(INVENTED)
     for offset in range(len(INVENTED)):
         invented = INVENTED[(start + offset) % len(INVENTED)]
-        if not fts.keyword_search(kb.db, kb.id, invented, 1):
+        if not fts.contains(kb.db, kb.id, invented):
             replacement = _same_case(invented, word)
             renamed = re.sub(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", replacement, question, count=1)
             return Renamed(_article(renamed, replacement), question, word, replacement)
