@@ -13,8 +13,12 @@ manual pages they come from, bench/corpus.py):
      (``python -m llama_cpp.server``, a child process on loopback, the same GGUF), retrieval, prompt and
      citation check in this process; the overhead goal is <= 100 ms on loopback.
    Overhead: the median over questions of the paired difference (same question, path minus
-   in-process). It is only meaningful when the paths gave the same greedy answer (same tokens); the
-   table says when they did not.
+   in-process), with the middle half of those differences (25th to 75th percentile) as the noise
+   it sits in. It is only meaningful when the paths gave the same greedy answer (same tokens); the
+   table says when they did not. ``--repeat N`` asks every question N times per path, in rounds
+   (in-process, ``/v1``, remote, then again), and keeps each path's fastest time per question:
+   noise from other processes only ever adds time, so the minimum is the cleanest estimate of
+   what a path itself costs (``timeit``'s rule).
 2. requests served concurrently: 8 ``openai`` clients at once on ``/v1`` (2 streaming, 6 not), each
    request's status and time, and the errors (goal 0).
 
@@ -31,7 +35,7 @@ cache. The ``/v1`` client runs in this process (a thread), which adds its share 
 overhead: an upper bound. The load average (``os.getloadavg``) is printed at the start and the end:
 figures taken beside other jobs are not final.
 
-Run: ``.venv/bin/python bench/api.py [--questions N] [--max-tokens N] [--json]`` (``--questions 3`` took
+Run: ``.venv/bin/python bench/api.py [--questions N] [--max-tokens N] [--repeat N] [--json]`` (``--questions 3`` took
 about 7 minutes on two cores beside other jobs, load average near 4; the manual is fetched once by
 bench/corpus.py).
 """
@@ -134,19 +138,48 @@ def in_thread(fn, *args):
         return pool.submit(fn, *args).result()
 
 
-def measure(services: Services, client, prime_local, prime_remote, questions: list[str]) -> list[dict[str, Run]]:
+def measure(
+    services: Services, client, prime_local, prime_remote, questions: list[str], repeat: int = 1
+) -> list[dict[str, Run]]:
+    """Each question answered by every path in turn, ``repeat`` rounds; per path its fastest run."""
     results = []
     for i, question in enumerate(questions, start=1):
-        runs = {}
-        in_thread(prime_local)
-        runs["in-process"] = in_thread(ask_in_process, services, question, MODEL)
-        in_thread(prime_local)
-        runs["/v1"] = in_thread(ask_v1, client, question)
-        in_thread(prime_remote)
-        runs["remote"] = in_thread(ask_in_process, services, question, REMOTE)
+        rounds: dict[str, list[Run]] = {path: [] for path in PATHS}
+        for _ in range(repeat):
+            in_thread(prime_local)
+            rounds["in-process"].append(in_thread(ask_in_process, services, question, MODEL))
+            in_thread(prime_local)
+            rounds["/v1"].append(in_thread(ask_v1, client, question))
+            in_thread(prime_remote)
+            rounds["remote"].append(in_thread(ask_in_process, services, question, REMOTE))
+        runs = {path: fastest(r) for path, r in rounds.items()}
         results.append(runs)
-        log(f"  question {i}/{len(questions)}: " + ", ".join(f"{p} {r.total:.2f} s" for p, r in runs.items()))
+        log(
+            f"  question {i}/{len(questions)}: "
+            + ", ".join(f"{p} {'/'.join(f'{x.total:.2f}' for x in r)} s" for p, r in rounds.items())
+        )
     return results
+
+
+def fastest(runs: list[Run]) -> Run:
+    """The first run's answer with the least time to first token and total time of all the runs (an
+    answer that changed between rounds would show as a different text: greedy decoding should not)."""
+    texts = {r.text for r in runs}
+    return Run(
+        min(r.ttft for r in runs),
+        min(r.total for r in runs),
+        runs[0].text if len(texts) == 1 else "\n---\n".join(sorted(texts)),
+        runs[0].tokens,
+        runs[0].abstained,
+    )
+
+
+def middle_half(values: list[float]) -> tuple[float, float]:
+    """The 25th and 75th percentiles (the single value twice when there is one)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (0.0, 0.0)
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
 
 
 def summary(results: list[dict[str, Run]]) -> dict:
@@ -162,9 +195,13 @@ def summary(results: list[dict[str, Run]]) -> dict:
     base = [r["in-process"] for r in results]
     for path in PATHS[1:]:
         runs = [r[path] for r in results]
+        ttft = [(p.ttft - b.ttft) * 1000 for p, b in zip(runs, base)]
+        total = [(p.total - b.total) * 1000 for p, b in zip(runs, base)]
         figures["overhead_ms"][path] = {
-            "ttft": round(med(p.ttft - b.ttft for p, b in zip(runs, base)) * 1000, 1),
-            "total": round(med(p.total - b.total for p, b in zip(runs, base)) * 1000, 1),
+            "ttft": round(med(ttft), 1),
+            "total": round(med(total), 1),
+            "ttft_middle_half": [round(x, 1) for x in middle_half(ttft)],
+            "total_middle_half": [round(x, 1) for x in middle_half(total)],
             "goal": GOALS_MS[path],
         }
         figures["same_answer"][path] = [p.text == b.text for p, b in zip(runs, base)]
@@ -172,9 +209,11 @@ def summary(results: list[dict[str, Run]]) -> dict:
     return figures
 
 
-def render(figures: dict, questions: list[str], threads: int, load: tuple, calls: list[dict]) -> str:
+def render(figures: dict, questions: list[str], threads: int, load: tuple, calls: list[dict], repeat: int = 1) -> str:
+    rounds = f", fastest of {repeat} rounds per path and question" if repeat > 1 else ""
     lines = [
-        f"{len(questions)} questions, {MODEL}, greedy, llama.cpp on {threads} generation thread(s) in every path",
+        f"{len(questions)} questions{rounds}, {MODEL}, greedy, "
+        f"llama.cpp on {threads} generation thread(s) in every path",
         f"load average (1, 5, 15 min): start {load[0]}, end {load[1]}",
         "",
         f"{'path':<12}{'TTFT ms':>10}{'total ms':>10}{'tokens':>8}{'overhead TTFT':>15}{'overhead total':>16}  goal",
@@ -184,6 +223,12 @@ def render(figures: dict, questions: list[str], threads: int, load: tuple, calls
         over = figures["overhead_ms"].get(path)
         extra = f"{over['ttft']:>15.1f}{over['total']:>16.1f}  <= {over['goal']} ms" if over else f"{'-':>15}{'-':>16}"
         lines.append(f"{path:<12}{p['ttft_ms']:>10.1f}{p['total_ms']:>10.1f}{p['tokens']:>8}{extra}")
+    for path, over in figures["overhead_ms"].items():
+        (t0, t1), (s0, s1) = over["ttft_middle_half"], over["total_middle_half"]
+        lines.append(
+            f"{path} minus in-process, middle half of the per-question differences: "
+            f"TTFT {t0:+.0f} to {t1:+.0f} ms, total {s0:+.0f} to {s1:+.0f} ms"
+        )
     for path, same in figures["same_answer"].items():
         differ = [i + 1 for i, ok in enumerate(same) if not ok]
         verdict = "same answer text on every question" if not differ else f"answers differ on question(s) {differ}"
@@ -203,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=6, help="questions answered by each path (default 6)")
     parser.add_argument("--max-tokens", type=int, default=64, help="the longest answer, in tokens (default 64)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per question; the fastest counts (default 1)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
+    if args.repeat < 1 or args.questions < 1:
+        parser.error("--questions and --repeat must be at least 1")
 
     load_start = tuple(round(x, 2) for x in os.getloadavg())
     items = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -230,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                     in_thread(ask_in_process, services, questions[0], REMOTE)
                     prime_local, prime_remote = primer(services, remote_url)
                     log(f"timing {len(questions)} questions")
-                    results = measure(services, client, prime_local, prime_remote, questions)
+                    results = measure(services, client, prime_local, prime_remote, questions, args.repeat)
                     log("8 clients at once")
                     calls = concurrent_requests(base_url, KB, questions)
             finally:
@@ -239,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     load = (load_start, tuple(round(x, 2) for x in os.getloadavg()))
     if args.json:
         runs = [{path: asdict(run) for path, run in r.items()} for r in results]
-        print(json.dumps({**figures, "load": load, "questions": questions, "runs": runs, "concurrent": calls}))
+        extra = {"load": load, "questions": questions, "repeat": args.repeat, "runs": runs, "concurrent": calls}
+        print(json.dumps({**figures, **extra}))
     else:
-        print(render(figures, questions, settings.chat_threads, load, calls))
+        print(render(figures, questions, settings.chat_threads, load, calls, args.repeat))
     return 0
 
 
