@@ -17,6 +17,7 @@ from typing import Any
 
 from assistant import prompting
 from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token, Waiting
+from assistant.focus import focus
 from assistant.llm import LlamaRuntime, LoadedModel
 from assistant.remote_llm import RemoteModel, RemoteRuntime, is_remote
 from assistant.reply_check import check_reply
@@ -167,9 +168,9 @@ class Assistant:
                 f"< {self.settings.relevance_threshold:.2f})",
             )
             return
-        sources = sources_from(retrieval.hits)
         budget = prompting.Budget(loaded.context, min(self.settings.max_tokens, loaded.context // 4))
         count_tokens = self.runtime_for(loaded).count_tokens
+        sources = self.offered_sources(question, retrieval, count_tokens)
         sources, kept_history, dropped = prompting.fit(question, sources, history, budget, count_tokens)
         if dropped:
             yield Notice(
@@ -260,6 +261,10 @@ class Assistant:
             mode=options.mode,
             neighbour_tokens=self.settings.neighbour_tokens,
         )
+
+    def offered_sources(self, question: str, retrieval: Retrieval, count_tokens: Callable[[str], int]) -> list[Source]:
+        """The passages as the model will read them: numbered, each cut to ``source_tokens`` (``assistant.focus``)."""
+        return focus(question, sources_from(retrieval.hits), self.embedder, self.settings.source_tokens, count_tokens)
 
     def _generate(
         self,

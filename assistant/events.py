@@ -21,10 +21,16 @@ class Source:
     score: float = 0.0
     page_label: str | None = None  # the page number a reader's viewer shows (PDF page labels)
     ocr: bool = False  # the passage was read by OCR from a scanned page
+    # What the prompt shows of ``text`` when it was cut to the question (assistant.focus); None: all of it.
+    excerpt: str | None = None
 
     @property
     def where(self) -> str:
         return where(self.page, self.section, self.page_label)
+
+    @property
+    def prompt_text(self) -> str:
+        return self.text if self.excerpt is None else self.excerpt
 
 
 @dataclass(frozen=True)

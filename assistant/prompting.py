@@ -89,7 +89,8 @@ def format_source(source: Source) -> str:
     # The document name and the section path come from the document too (a heading can carry
     # an injection just like a paragraph), so they are data like the passage.
     where = f", {as_data(source.where)}" if source.where else ""
-    return f'<source n="{source.n}">\n[{source.n}] {as_data(source.document)}{where}\n{as_data(source.text)}\n</source>'
+    body = as_data(source.prompt_text)
+    return f'<source n="{source.n}">\n[{source.n}] {as_data(source.document)}{where}\n{body}\n</source>'
 
 
 def user_message(question: str, sources: Sequence[Source], answer_rule: bool = True) -> str:

@@ -7,6 +7,7 @@ and recall, and how often the model's own reply was kept rather than replaced by
 
     .venv/bin/python bench/answer_policy.py --model qwen2.5-coder-1.5b-instruct --half dev
     .venv/bin/python bench/answer_policy.py --model qwen2.5-coder-1.5b-instruct --half dev --prompt my-prompt.txt
+    .venv/bin/python bench/answer_policy.py --half dev --source-tokens 100 --gates 0.5 --supports 0.5
 
 Needs the knowledge base bench/chat.py builds (bench/.cache/chat-home). Choose on ``dev``, report
 ``test`` (bench/questions.py holds the split).
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", choices=HALVES, default="dev")
     parser.add_argument("--prompt", help="a file holding the system prompt to try (default: Chat's)")
     parser.add_argument("--style", choices=("grounded", "compact"), help="a prompt style (default: the model's)")
+    parser.add_argument(
+        "--source-tokens", type=int, help="cut each passage to this many tokens (Settings.source_tokens; 0: whole)"
+    )
     parser.add_argument("--gates", default="0.40,0.45,0.50,0.55,0.60", help="relevance thresholds to score")
     parser.add_argument("--supports", default="0.35,0.40,0.45,0.50,0.55", help="support thresholds to score")
     parser.add_argument("--json", action="store_true")
@@ -52,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     items = half(load_qa(QUESTIONS), args.half)
     system_prompt = Path(args.prompt).read_text().strip() if args.prompt else None  # None: Chat's for the model
-    services = Services(Settings.load(home=HOME, env={}))
+    settings = Settings.load(home=HOME, env={})
+    if args.source_tokens is not None:
+        settings = settings.replace(source_tokens=args.source_tokens)
+    services = Services(settings)
     try:
         records = collect(
             services,

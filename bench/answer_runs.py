@@ -24,15 +24,16 @@ from assistant.assistant import prompt_style
 from assistant.evaluation import QAItem, Tally, answer_metrics
 from assistant.events import Answer, Source
 from assistant.reply_check import check_reply
-from assistant.retrieval import sources_from
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "answers"
 
 
-def prompt_key(system_prompt: str, max_tokens: int, answer_rule: bool = True) -> str:
-    """Names the cache of one prompt: the system prompt, the user message's frame and the answer length."""
+def prompt_key(system_prompt: str, max_tokens: int, answer_rule: bool = True, source_tokens: int = 0) -> str:
+    """Names the cache of one prompt: the system prompt, the user message's frame, the answer length and
+    the passages' excerpt budget (``Settings.source_tokens``; 0, whole passages, leaves the key as it was)."""
     frame = prompting.user_message("{question}", [], answer_rule)
-    return hashlib.sha256(f"{max_tokens}\n{system_prompt}\n{frame}".encode()).hexdigest()[:12]
+    excerpts = f"\nsource_tokens={source_tokens}" if source_tokens else ""
+    return hashlib.sha256(f"{max_tokens}\n{system_prompt}\n{frame}{excerpts}".encode()).hexdigest()[:12]
 
 
 def collect(
@@ -55,7 +56,8 @@ def collect(
     styled = prompting.style(style or prompt_style(loaded))
     system_prompt = system_prompt or styled["system_prompt"]
     answer_rule = styled["answer_rule"]
-    folder = (cache / f"{loaded.path.stem}-{prompt_key(system_prompt, max_tokens, answer_rule)}") if cache else None
+    key = prompt_key(system_prompt, max_tokens, answer_rule, services.settings.source_tokens)
+    folder = cache / f"{loaded.path.stem}-{key}" if cache else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.txt").write_text(system_prompt)
@@ -69,9 +71,8 @@ def collect(
             continue
         started = time.perf_counter()
         retrieval = assistant.retrieve(knowledge_base, item.question)
-        sources, _, _ = prompting.fit(
-            item.question, sources_from(retrieval.hits), [], budget, assistant.runtime.count_tokens
-        )
+        offered = assistant.offered_sources(item.question, retrieval, assistant.runtime.count_tokens)
+        sources, _, _ = prompting.fit(item.question, offered, [], budget, assistant.runtime.count_tokens)
         messages = prompting.build_messages(item.question, sources, [], system_prompt, answer_rule)
         pieces, first, last = [], None, None
         for piece in assistant.runtime.stream_chat(messages, max_tokens=max_tokens, temperature=0.0, model=loaded):

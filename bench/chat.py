@@ -45,7 +45,6 @@ from assistant import prompting  # noqa: E402
 from assistant.assistant import AskOptions  # noqa: E402
 from assistant.evaluation import evaluate_rag, format_report, load_qa  # noqa: E402
 from assistant.events import Done, Token  # noqa: E402
-from assistant.retrieval import sources_from  # noqa: E402
 from bench.answer_runs import collect, score, timings  # noqa: E402
 from bench.chat_load import render_load, under_load  # noqa: E402
 from bench.corpus import python_docs  # noqa: E402
@@ -83,9 +82,8 @@ def messages_for(services: Services, question: str) -> list[dict]:
     loaded = assistant.runtime.loaded
     retrieval = assistant.retrieve(services.kb(KB), question)
     budget = prompting.Budget(loaded.context, min(services.settings.max_tokens, loaded.context // 4))
-    sources, history, _ = prompting.fit(
-        question, sources_from(retrieval.hits), [], budget, assistant.runtime.count_tokens
-    )
+    offered = assistant.offered_sources(question, retrieval, assistant.runtime.count_tokens)
+    sources, history, _ = prompting.fit(question, offered, [], budget, assistant.runtime.count_tokens)
     return prompting.build_messages(question, sources, history)
 
 

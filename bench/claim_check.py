@@ -46,7 +46,10 @@ MAX_TOKENS = 320  # Settings.max_tokens
 
 def default_cache() -> str:
     grounded = prompting.style("grounded")
-    return f"{DEFAULT_MODEL}-{prompt_key(grounded['system_prompt'], MAX_TOKENS, grounded['answer_rule'])}"
+    from store.settings import Settings
+
+    key = prompt_key(grounded["system_prompt"], MAX_TOKENS, grounded["answer_rule"], Settings().source_tokens)
+    return f"{DEFAULT_MODEL}-{key}"
 
 
 def own_citations(record: dict, question: str, embedder, gate: float, support: float, check_claims: bool) -> dict:

@@ -89,6 +89,9 @@ class Settings:
     max_tokens: int = _setting(320, "the longest answer, in tokens")
     retrieval_k: int = _setting(5, "passages offered to the model")
     neighbour_tokens: int = _setting(0, "passages offered grow with their section's neighbours to this size (0: off)")
+    source_tokens: int = _setting(
+        0, "the model reads of each passage its sentences that best match the question, up to this many tokens (0: all)"
+    )
     # Relevance gate (see assistant/retrieval.py); calibrated with `python app.py eval rag`.
     relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
     support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
@@ -194,6 +197,8 @@ class Settings:
             raise ConfigError(str(exc)) from None
         if self.neighbour_tokens < 0:
             raise ConfigError(f"neighbour_tokens must be 0 (off) or more (got {self.neighbour_tokens})")
+        if self.source_tokens < 0:
+            raise ConfigError(f"source_tokens must be 0 (whole passages) or more (got {self.source_tokens})")
         if self.max_file_mb <= 0:
             raise ConfigError("max_file_mb must be positive")
         from store.parsing.ocr import MODES
