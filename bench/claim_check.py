@@ -8,7 +8,8 @@ supported, answers kept / quoted instead / abstained, the eval metrics, and ever
 judgement changed, with its sentence, what the claim check found and the passage.
 
     .venv/bin/python bench/claim_check.py                      # Qwen2.5-Coder-1.5B, Chat's prompt: test half
-    .venv/bin/python bench/claim_check.py --cache qwen2.5-coder-1.5b-instruct-86f434e0bbb3   # its dev half
+    .venv/bin/python bench/claim_check.py --half dev           # the same prompt's dev half, when cached
+    .venv/bin/python bench/claim_check.py --cache qwen2.5-coder-1.5b-instruct-86f434e0bbb3 --half dev
 
 ``--cache`` names folders under ``bench/.cache/answers/`` (repeatable); the default is the one of
 Chat's default model and prompt (``prompt_key`` of the grounded style, 320 tokens). The dev half's
@@ -84,9 +85,12 @@ def own_citations(record: dict, question: str, embedder, gate: float, support: f
     return out
 
 
-def run(folder: str, embedder, gate: float, support: float) -> dict:
-    items = {i.id: i for i in load_qa(QUESTIONS)}
+def run(folder: str, embedder, gate: float, support: float, which: str = "test") -> dict:
+    from bench.questions import half
+
+    items = {i.id: i for i in half(load_qa(QUESTIONS), which)}
     records = [json.loads(p.read_text()) for p in sorted((CACHE / folder).glob("q*.json"))]
+    records = [r for r in records if r["id"] in items]  # a cache may hold both halves
     result = {"cache": folder, "questions": len(records), "modes": {}, "changed": [], "outcomes": {}}
     per_mode = {}
     for mode, check in (("before", False), ("after", True)):
@@ -178,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", action="append", help="a folder under bench/.cache/answers (repeatable)")
     parser.add_argument("--gate", type=float, default=0.50, help="relevance threshold (Chat's default 0.50)")
     parser.add_argument("--support", type=float, default=0.5, help="support threshold (Chat's default 0.5)")
+    parser.add_argument("--half", choices=("dev", "test", "all"), default="test", help="questions (default test)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from store.embedding import Embedder
 
     embedder = Embedder()
-    results = [run(folder, embedder, args.gate, args.support) for folder in args.cache or [default_cache()]]
+    results = [run(folder, embedder, args.gate, args.support, args.half) for folder in args.cache or [default_cache()]]
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
