@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 CHECK_TOKENS = 16
+MIN_CONTEXT = 1024
+
+
+def context_for(reference: list[dict[str, Any]]) -> int:
+    """A context window that holds the longest check prompt and its answer: a model trained grounded
+    in a knowledge base is checked on prompts with five sources, past 1,024 tokens (llama.cpp then
+    fails to decode them: ``llama_decode returned 1``)."""
+    longest = max((len(ref["prompt_ids"]) for ref in reference), default=0)
+    return max(MIN_CONTEXT, longest + CHECK_TOKENS + 64)
 
 
 class SmokeFailed(Exception):
@@ -28,7 +37,7 @@ def check(gguf: Path, reference: list[dict[str, Any]], min_agreement: float) -> 
 
     try:
         # One thread: no thread barriers to stall on a busy machine.
-        llm = Llama(model_path=str(gguf), n_ctx=1024, n_threads=1, verbose=False)
+        llm = Llama(model_path=str(gguf), n_ctx=context_for(reference), n_threads=1, verbose=False)
     except (ValueError, RuntimeError) as exc:  # llama-cpp-python's load errors
         raise SmokeFailed(f"llama.cpp cannot load the exported model: {exc}") from exc
     try:
