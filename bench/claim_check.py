@@ -38,6 +38,8 @@ from assistant.events import Source  # noqa: E402
 from assistant.reply_check import MIN_ANSWER_TERMS, check_reply, is_abstention, without_abstention  # noqa: E402
 from assistant.sentences import split_sentences  # noqa: E402
 from bench.answer_runs import CACHE, prompt_key  # noqa: E402
+from bench.questions import HALVES, half  # noqa: E402
+from store.settings import Settings  # noqa: E402
 from store.terms import key_terms  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "python_docs_questions.jsonl"
@@ -47,8 +49,6 @@ MAX_TOKENS = 320  # Settings.max_tokens
 
 def default_cache() -> str:
     grounded = prompting.style("grounded")
-    from store.settings import Settings
-
     key = prompt_key(grounded["system_prompt"], MAX_TOKENS, grounded["answer_rule"], Settings().source_tokens)
     return f"{DEFAULT_MODEL}-{key}"
 
@@ -86,8 +86,6 @@ def own_citations(record: dict, question: str, embedder, gate: float, support: f
 
 
 def run(folder: str, embedder, gate: float, support: float, which: str = "test") -> dict:
-    from bench.questions import half
-
     items = {i.id: i for i in half(load_qa(QUESTIONS), which)}
     records = [json.loads(p.read_text()) for p in sorted((CACHE / folder).glob("q*.json"))]
     records = [r for r in records if r["id"] in items]  # a cache may hold both halves
@@ -182,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", action="append", help="a folder under bench/.cache/answers (repeatable)")
     parser.add_argument("--gate", type=float, default=0.50, help="relevance threshold (Chat's default 0.50)")
     parser.add_argument("--support", type=float, default=0.5, help="support threshold (Chat's default 0.5)")
-    parser.add_argument("--half", choices=("dev", "test", "all"), default="test", help="questions (default test)")
+    parser.add_argument("--half", choices=HALVES, default="test", help="questions (default test)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from store.embedding import Embedder
