@@ -110,6 +110,9 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
                 continue
             accepted += 1
             example["generated"] = True  # not the expert's own row: may be held out (``split``)
+            chunk = _source_chunk(obj)
+            if chunk:
+                example["source_chunk"] = chunk  # the passage it was written from (``adapters.grounded``)
         rows.append((number, example))
     if reviewed and not accepted:
         raise InvalidTrainingData(
@@ -117,6 +120,15 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
             "(Generate from documents) or generate with --accept"
         )
     return rows
+
+
+def _source_chunk(obj: dict[str, Any]) -> str | None:
+    """The chunk an answerable generated row was written from (its ``provenance``), or None."""
+    provenance = obj.get("provenance")
+    if obj.get("kind") != "answerable" or not isinstance(provenance, dict):
+        return None
+    chunk = provenance.get("chunk_id")
+    return chunk if isinstance(chunk, str) and chunk else None
 
 
 def _csv_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -3,7 +3,9 @@
 For each question the knowledge base is searched the way Chat searches it
 (``assistant.retrieval.retrieve``) and the messages are built by Chat's own
 ``assistant.prompting.build_messages``: system prompt, numbered sources (distractors included).
-The passage that holds the answer is the source whose text covers most of the answer's keywords:
+The passage that holds the answer is, for a row generated from the documents, the passage it was
+written from when retrieval offers it (``source_chunk``, from its provenance: a generated answer
+may paraphrase its passage), otherwise the source whose text covers most of the answer's keywords:
 
 - found: the target is the expert's answer citing that source, ``"... [n]"``;
 - not found, or for a seeded share (``abstain_share``, exactly) of the found ones with that passage
@@ -23,8 +25,13 @@ from adapters.evaluation import keyword_recall
 ANSWER_COVERAGE = 0.5  # share of the answer's keywords a passage must hold to count as the answer's source
 
 
-def answer_source(answer: str, passages: Sequence[str]) -> int | None:
-    """The index of the passage that holds the answer (covers most of its keywords, enough of them), or None."""
+def answer_source(
+    answer: str, passages: Sequence[str], chunk_ids: Sequence[str] = (), own_chunk: str | None = None
+) -> int | None:
+    """The index of the passage that holds the answer, or None: the row's own passage (``own_chunk``,
+    when it is among ``chunk_ids``), else the one that covers most of its keywords, enough of them."""
+    if own_chunk is not None and own_chunk in chunk_ids:
+        return list(chunk_ids).index(own_chunk)
     scores = [keyword_recall(p, answer) for p in passages]
     best = max(range(len(passages)), key=scores.__getitem__) if passages else None
     return best if best is not None and scores[best] >= ANSWER_COVERAGE else None
@@ -48,7 +55,8 @@ def grounded_examples(
         question = question_of(example)
         answer = example["messages"][-1]["content"]
         hits = retrieve(kb, question, k=k, threshold=threshold).hits
-        planned.append((example, question, answer, hits, answer_source(answer, [h.text for h in hits])))
+        best = answer_source(answer, [h.text for h in hits], [h.chunk_id for h in hits], example.get("source_chunk"))
+        planned.append((example, question, answer, hits, best))
     # Exactly a share of the cited questions (seeded) also get the variant without their source; a coin
     # flip per question gave none at all for 24 questions with seed 0.
     cited = [i for i, plan in enumerate(planned) if plan[4] is not None]
@@ -68,7 +76,7 @@ def grounded_examples(
             continue
         out.append(render(example, question, hits, f"{answer.rstrip()} [{best + 1}]"))
         counts["cited"] += 1
-        others = [h for h in hits if keyword_recall(h.text, answer) < ANSWER_COVERAGE]
+        others = [h for j, h in enumerate(hits) if j != best and keyword_recall(h.text, answer) < ANSWER_COVERAGE]
         if i in removed and others:
             out.append(render(example, question, others, ABSTAIN_REPLY))
             counts["abstain_removed"] += 1

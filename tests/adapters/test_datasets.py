@@ -252,6 +252,52 @@ def test_grounded_examples_use_chats_prompt_cite_and_abstain(open_kb, tmp_path):
     assert examples[2]["messages"][-1]["content"] == ABSTAIN_REPLY  # nothing in the documents about mercury
 
 
+def test_a_generated_row_cites_the_passage_it_was_written_from_even_in_other_words(open_kb, tmp_path):
+    """A generated answer may paraphrase its passage: found by keywords alone, it would be trained to
+    refuse with its own passage in the sources (16 of 109 rows in bench/loop.py's Debian Policy run)."""
+    from adapters.datasets import load_file
+    from adapters.grounded import grounded_examples
+    from assistant.prompting import ABSTAIN_REPLY
+    from assistant.retrieval import retrieve
+    from tests import factories
+
+    kb = open_kb("paraphrase")
+    list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
+    question = "How is the base frame anchored during installation?"
+    hits = retrieve(kb, question, k=3, threshold=0.0).hits
+    own = next(h for h in hits if "chemical bolts" in h.text)
+    answer = "Resin anchors, four in all, hold it down; the grout is poured afterwards."
+    rows = [  # the same question twice (reworded: the loader drops repeats), with and without its passage
+        {"question": q, "answer": answer, "kind": "answerable", "review": "accepted", "provenance": prov}
+        for q, prov in (
+            (question, {"kb": "paraphrase", "chunk_id": own.chunk_id}),
+            ("How is the base frame anchored when installing?", {"kb": "paraphrase"}),
+        )
+    ]
+    rows += [  # the loader wants ten rows to train; a refusal row's passage is not its answer's source
+        {"question": f"Who painted mural {i}?", "answer": ABSTAIN_REPLY, "kind": "unanswerable", "review": "accepted"}
+        | {"provenance": {"kb": "paraphrase", "chunk_id": own.chunk_id}}
+        for i in range(9)
+    ]
+    data = tmp_path / "generated.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    loaded = load_file(data).examples
+    assert [e.get("source_chunk") for e in loaded] == [own.chunk_id] + [None] * 10
+
+    examples, counts = grounded_examples(kb, loaded[:2], k=3, threshold=0.0, abstain_share=0.0)
+    assert counts == {"cited": 1, "abstain_no_source": 1, "abstain_removed": 0}
+    cited, without_provenance = examples
+    n = hits.index(own) + 1
+    assert cited["messages"][-1]["content"] == f"{answer} [{n}]"
+    assert f'<source n="{n}">' in cited["messages"][1]["content"]
+    assert without_provenance["messages"][-1]["content"] == ABSTAIN_REPLY  # keywords alone do not find it
+
+    examples, counts = grounded_examples(kb, loaded[:1], k=3, threshold=0.0, abstain_share=1.0)
+    assert counts == {"cited": 1, "abstain_no_source": 0, "abstain_removed": 1}
+    assert "chemical bolts" not in examples[1]["messages"][1]["content"]  # its own passage is what is taken out
+    assert examples[1]["messages"][-1]["content"] == ABSTAIN_REPLY
+
+
 def test_a_base_declares_its_learning_rate_qlora_keeps_its_own_and_an_explicit_rate_wins():
     from adapters.hyperparameters import QLORA_LEARNING_RATE
 
