@@ -21,6 +21,7 @@ from adapters.run_folder import RunFolder
 KEEP_CHECKPOINTS = 2
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's file name
 OPTIMIZER_TENSORS, OPTIMIZER_STATE, LOOP_STATE = "optimizer.safetensors", "optimizer.json", "state.json"
+BEST_STATE = "best.json"
 
 
 def save_checkpoint(model, optimizer, folder: RunFolder, step: int, state: dict[str, Any]) -> Path:
@@ -80,3 +81,31 @@ def save_adapter(model, folder: RunFolder) -> Path:
     shutil.rmtree(folder.adapter, ignore_errors=True)
     os.replace(tmp, folder.adapter)
     return folder.adapter
+
+
+def save_best(model, folder: RunFolder, epoch: int, step: int, val_loss: float) -> dict[str, Any]:
+    """Keep the adapter as the run's best epoch so far (``best/``, swapped in whole); returns its record."""
+    record = {"epoch": epoch, "step": step, "val_loss": val_loss}
+    tmp = folder.best_tmp
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    (tmp / BEST_STATE).write_text(json.dumps(record))
+    shutil.rmtree(folder.best, ignore_errors=True)
+    os.replace(tmp, folder.best)
+    return record
+
+
+def read_best(folder: RunFolder) -> dict[str, Any] | None:
+    """The best epoch's record (``save_best``), or None when none was kept (or it is incomplete)."""
+    try:
+        return json.loads((folder.best / BEST_STATE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_best(model, folder: RunFolder) -> None:
+    """Put the best epoch's adapter weights back into ``model``."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(folder.best / ADAPTER_WEIGHTS)))

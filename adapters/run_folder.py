@@ -9,7 +9,9 @@
     events.jsonl    one JSON object per progress event, appended by the worker (adapters.events)
     worker.log      the worker's stdout/stderr
     worker.pid      the worker's process id
-    checkpoints/    step-NNNNNN/ folders: adapter + optimizer state (safetensors) + state.json
+    checkpoints/    step-NNNNNN/ folders: adapter + optimizer state (safetensors) + state.json;
+                    best/: the adapter of the epoch with the lowest validation loss + best.json
+                    (runs with ``patience``)
     adapter/        the final adapter (peft, safetensors)
     metrics.json    the before/after evaluation of a finished run
     export-PID/     scratch space of an export in progress (removed when it ends)
@@ -90,6 +92,15 @@ class RunFolder:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def best(self) -> Path:
+        """The adapter of the epoch with the lowest validation loss so far (``patience``)."""
+        return self.checkpoints / "best"
+
+    @property
+    def best_tmp(self) -> Path:
+        return self.checkpoints / ".tmp-best"
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"{CHECKPOINT_PREFIX}{step:06d}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from adapters import datasets, memory, rag_eval
 from adapters.base_model import bundled_base, describe
-from adapters.hyperparameters import DEFAULT_PRESET, grounded_epochs, preset
+from adapters.hyperparameters import DEFAULT_PRESET, GROUNDED_PATIENCE, grounded_epochs, preset
 from adapters.job import TrainJob, new_run_id
 from adapters.run_folder import RunFolder
 from store import lineage
@@ -122,6 +122,8 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
         if overrides.get("epochs") is None:
             overrides["epochs"] = epochs = grounded_epochs(request.preset, len(data.examples))
             data.grounding += f"; {epochs} epochs for {len(data.examples)} grounded examples"
+        if overrides.get("patience") is None:
+            overrides["patience"] = GROUNDED_PATIENCE
     return data
 
 

@@ -5,8 +5,10 @@ folder; fp32 for LoRA, NF4 for QLoRA) with LoRA on every linear projection, and 
 on answer tokens only. Every ``checkpoint_every`` optimizer steps a checkpoint is saved
 (``adapters.checkpoints``); a restarted run loads the newest one and continues with the same
 data order, because the order is a pure function of the seed, the epoch and the example lengths,
-and the RNG is re-seeded every step. At the end the adapter is saved and the before/after
-evaluation (``adapters.model_eval``) goes to ``metrics.json`` and the last event.
+and the RNG is re-seeded every step. With ``patience`` (grounded runs) the epoch with the lowest
+validation loss is kept (``checkpoints/best``) and training stops after ``patience`` epochs
+without a lower one; the kept epoch is the adapter delivered. At the end the adapter is saved and
+the before/after evaluation (``adapters.model_eval``) goes to ``metrics.json`` and the last event.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import torch
 from adapters import batching, evaluation
 from adapters import events as ev
 from adapters.base_model import materialize
-from adapters.checkpoints import latest_checkpoint, load_checkpoint, save_adapter, save_checkpoint
+from adapters.checkpoints import (
+    latest_checkpoint,
+    load_best,
+    load_checkpoint,
+    read_best,
+    save_adapter,
+    save_best,
+    save_checkpoint,
+)
 from adapters.datasets import read_examples
 from adapters.job import TrainJob
 from adapters.lora_model import add_lora, load_model
@@ -79,7 +89,8 @@ def train(job: TrainJob, folder: RunFolder, emit: ev.Emit, should_stop: Callable
     )
 
     timer_start, tokens_done = time.perf_counter(), 0
-    for step in range(start_step + 1, total_steps + 1):
+    last_step = start_step if state.get("stopped_early") else total_steps  # stopped before a restart
+    for step in range(start_step + 1, last_step + 1):
         epoch, within = divmod(step - 1, steps_per_epoch)
         micro = epochs[epoch][within * hp.grad_accum : (within + 1) * hp.grad_accum]
         optimizer.zero_grad(set_to_none=True)
@@ -110,6 +121,7 @@ def train(job: TrainJob, folder: RunFolder, emit: ev.Emit, should_stop: Callable
                 batch=[i for b in micro for i in b],
             )
         )
+        no_better = False
         if within == steps_per_epoch - 1 and val_set:  # the last step of an epoch
             val_loss = mean_loss(model, val_set, pad_id, hp.batch_size)
             emit(
@@ -120,17 +132,44 @@ def train(job: TrainJob, folder: RunFolder, emit: ev.Emit, should_stop: Callable
                     perplexity=round(evaluation.perplexity(val_loss), 3),
                 )
             )
+            no_better = hp.patience > 0 and not keep_if_best(model, folder, epoch + 1, step, val_loss, hp.patience)
+        if no_better and step < total_steps:
+            state["stopped_early"] = True
+            emit(
+                ev.Status(
+                    message=f"validation loss not lower for {hp.patience} epoch(s): stopping after epoch {epoch + 1}"
+                )
+            )
         stopping = should_stop()
-        if step % hp.checkpoint_every == 0 or step == total_steps or stopping:
+        if step % hp.checkpoint_every == 0 or step == total_steps or stopping or state.get("stopped_early"):
             path = save_checkpoint(model, optimizer, folder, step, state)
             emit(ev.Checkpoint(step=step, path=path.name))
+        if state.get("stopped_early"):
+            break
         if stopping and step < total_steps:
             emit(ev.Cancelled(step=step))
             return "cancelled"
 
+    best = read_best(folder) if hp.patience > 0 and val_set else None
+    if best is not None:
+        load_best(model, folder)
+        emit(ev.Status(message=f"keeping epoch {best['epoch']}, the lowest validation loss ({best['val_loss']:.4f})"))
     save_adapter(model, folder)
     metrics = evaluate(model, fmt, job, val_examples, val_set, pad_id, state, emit)
+    if best is not None:
+        metrics["kept_epoch"] = best["epoch"]
+        metrics["stopped_early"] = bool(state.get("stopped_early"))
     metrics.update(evaluate_with_retrieval(model, fmt, job, folder, emit))
     folder.metrics.write_text(json.dumps(metrics, indent=2))
     emit(ev.Done(step=total_steps, metrics=metrics))
     return "done"
+
+
+def keep_if_best(model, folder: RunFolder, epoch: int, step: int, val_loss: float, patience: int) -> bool:
+    """Keep this epoch's adapter when its validation loss is the lowest yet; False when ``patience``
+    epochs have now passed without one (training should stop)."""
+    best = read_best(folder)
+    if best is None or val_loss < best["val_loss"]:
+        save_best(model, folder, epoch, step, val_loss)
+        return True
+    return epoch - best["epoch"] < patience

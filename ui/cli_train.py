@@ -227,6 +227,9 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
             f"(perplexity {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f})",
             file=sys.stderr,
         )
+    if "kept_epoch" in metrics:
+        how = "stopped early, " if metrics.get("stopped_early") else ""
+        print(f"{how}kept epoch {metrics['kept_epoch']}: the lowest validation loss (--patience)", file=sys.stderr)
     if "answers_base" in metrics:
         b, a = metrics["answers_base"], metrics["answers_adapted"]
         print(

@@ -342,7 +342,7 @@ def test_the_default_training_base_trains_at_its_own_rate_and_smollm2_keeps_1e3(
 def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_wins(open_kb, settings, tmp_path):
     import json
 
-    from adapters.hyperparameters import GROUNDED_PASSES, grounded_epochs
+    from adapters.hyperparameters import GROUNDED_PASSES, GROUNDED_PATIENCE, grounded_epochs
     from adapters.service import TrainRequest, prepare_data
     from tests import factories
 
@@ -371,3 +371,5 @@ def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_
     assert data.overrides["epochs"] == grounded_epochs("standard", n) < 20
     assert f"{data.overrides['epochs']} epochs for {n} grounded examples" in data.grounding
     assert prepared(epochs=7).overrides["epochs"] == 7
+    assert data.overrides["patience"] == GROUNDED_PATIENCE > 0  # keeps its best epoch (tests/adapters/test_training.py)
+    assert prepared(patience=0).overrides["patience"] == 0

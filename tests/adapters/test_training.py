@@ -229,3 +229,33 @@ def test_refused_before_anything_starts(models, settings):
     with pytest.raises(InsufficientMemory, match="needs about"):
         prepare_run(settings, examples(), {"kind": "test"}, base=str(models.llama), available_memory=2**20)
     assert not catalogue.list_runs(settings)
+
+
+def test_patience_stops_when_validation_loss_rises_and_delivers_the_best_epoch(models, settings):
+    """``patience`` (the default of grounded runs): training stops after that many epochs without a
+    lower validation loss, and the adapter delivered, evaluated and exported is the best epoch's."""
+    from safetensors.torch import load_file
+
+    generated = [{**e, "generated": True} for e in examples()]  # generated rows: some held out to validate
+    job = prepare_run(
+        settings,
+        generated,
+        {"kind": "test"},
+        base=str(models.llama),
+        method="lora",
+        overrides={"epochs": 8, "learning_rate": 5e-2, "patience": 1},
+        **FAST,
+    )
+    events = list(train(settings, job))
+    assert events[-1].kind == "done", events[-1].message + events[-1].log_tail
+    losses = {e.data["epoch"]: e.data["val_loss"] for e in events if e.kind == "eval"}
+    best = min(losses, key=losses.get)
+    last = max(losses)  # the last epoch trained
+    assert best < last < 8 and losses[last] > losses[best], losses  # it rose after the best; stopped early
+    assert list(losses) == list(range(1, best + 2))  # one epoch without improvement, then stop
+    metrics = events[-1].data["metrics"]
+    assert metrics["kept_epoch"] == best and metrics["stopped_early"] is True
+    assert metrics["val_loss_after"] == pytest.approx(losses[best], rel=1e-3)
+    folder = catalogue.run_dir(settings, job.run_id)
+    kept, delivered = (load_file(str(p / "adapter_model.safetensors")) for p in (folder.best, folder.adapter))
+    assert kept.keys() == delivered.keys() and all((kept[k] == delivered[k]).all() for k in kept)
