@@ -25,7 +25,9 @@ This takes hours on two cores: run it in the background, e.g.
     .venv/bin/python bench/loop.py --chunks 8 --preset quick --questions 6   # a quick end-to-end check
 
 Each finished stage is recorded in ``state.json`` beside the home and skipped by the next run
-(``--fresh`` starts over); ``--json`` prints the summary as one JSON object.
+(``--fresh`` starts over; ``--redo STAGE`` runs a stage again, with the stages that use its
+result, e.g. ``--redo training`` after a change to training, keeping the generated rows and the
+base's evaluation); ``--json`` prints the summary as one JSON object.
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ from bench.corpus import CORPORA, QUESTIONS, corpus  # noqa: E402
 KB = "loop"
 WORK = ROOT / "bench" / "out" / "loop"
 STAGES = ("kb", "generation", "training", "base", "adapted")
+# What a stage's result feeds: redoing a stage (``--redo``) redoes these too ("base" evaluates the
+# training base, which no stage of this loop changes).
+REDO = {
+    "kb": STAGES,
+    "generation": ("generation", "training", "adapted"),
+    "training": ("training", "adapted"),
+    "base": ("base",),
+    "adapted": ("adapted",),
+}
 GOALS = {"abstention_f1": 0.15, "citation_support": 0.10, "keyword_accuracy": 0.0}
 
 
@@ -71,6 +82,21 @@ class State:
 
     def __getitem__(self, key: str):
         return self.data.get(key)
+
+    def forget(self, stages: list[str]) -> None:
+        """Forget ``stages`` and what depends on them (``REDO``); the state before is kept as
+        ``state-UNIXTIME.json`` beside it."""
+        keys = {k for stage in stages for k in REDO[stage]}
+        if "training" in keys:
+            keys.add("training_run")  # a new run, not a resumed one
+        if not keys & set(self.data):
+            return
+        shutil.copy(self.path, self.path.with_name(f"state-{int(time.time())}.json"))
+        self.data = {k: v for k, v in self.data.items() if k not in keys}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
+        log(f"redoing: {', '.join(s for s in STAGES if s in keys)}")
 
     def record(self, key: str, value) -> None:
         self.data[key] = value
@@ -137,6 +163,7 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
             raise SystemExit(f"training failed: {event.message}\n{event.log_tail}")
     training_s = time.monotonic() - started
     after = load()
+    metrics = json.loads(catalogue.run_dir(settings, job.run_id).metrics.read_text(encoding="utf-8"))
     started = time.monotonic()
     record = export(settings, job.run_id)
     return {
@@ -148,6 +175,9 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         "grounding": data.grounding,
         "preset": job.preset,
         "epochs": hp.epochs,
+        "patience": hp.patience,
+        "kept_epoch": metrics.get("kept_epoch"),  # None: the last epoch (no patience)
+        "val_loss": [metrics.get("val_loss_before"), metrics.get("val_loss_after")],
         "learning_rate": hp.learning_rate,
         "training_s": round(training_s, 1),
         "resumed": resumed,  # training_s then counts this invocation's part only
@@ -180,6 +210,7 @@ def evaluate(services, model: str | None, items: list, label: str) -> dict:
 def render(summary: dict) -> str:
     g, t = summary["generation"], summary["training"]
     rejected = ", ".join(f"{k} {v}" for k, v in g["rejected"].items() if v) or "none"
+    kept = f", epoch {t['kept_epoch']} kept (patience {t['patience']})" if t.get("kept_epoch") else ""
     lines = [
         f"corpus {summary['corpus']}: {summary['kb']['documents']} documents, {summary['kb']['chunks']} passages",
         f"generation ({g['model']}): {g['chunks_done']}/{g['chunks_total']} passages, {g['kept']} answerable + "
@@ -188,7 +219,7 @@ def render(summary: dict) -> str:
         f"per passage ({g['seconds']} s, load {g['load'][0]} -> {g['load'][1]})",
         f"rejected: {rejected}",
         f"training: {t['examples']} examples ({t['grounding']}), {t['base']}, preset {t['preset']} "
-        f"({t['epochs']} epochs, lr {t['learning_rate']}): {t['training_s']} s, export {t['export_s']} s "
+        f"({t['epochs']} epochs{kept}, lr {t['learning_rate']}): {t['training_s']} s, export {t['export_s']} s "
         f"(load {t['load'][0]} -> {t['load'][1]})",
         "",
         f"{summary['questions']} held-out questions ({summary['unanswerable']} unanswerable), retrieval on, "
@@ -222,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=0, help="evaluate on the first N questions (0: all)")
     parser.add_argument("--fresh", action="store_true", help="start over (the fetched corpus is kept)")
     parser.add_argument("--until", choices=STAGES, help="stop after this stage (the next run goes on from there)")
+    parser.add_argument(
+        "--redo",
+        choices=STAGES,
+        action="append",
+        default=[],
+        help="run this recorded stage again, and the stages that use its result (repeatable)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -237,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
     state = State(work / "state.json", args.fresh)
+    state.forget(args.redo)
     rows = work / "generated.jsonl"
     items = load_qa(QUESTIONS[args.corpus])
     items = items[: args.questions] if args.questions else items
