@@ -25,19 +25,21 @@ manual pages they come from, bench/corpus.py):
 Fairness: the bundled SmolLM2-135M, greedy, ``--max-tokens`` (64). llama.cpp generates on one thread
 in both runtimes (``chat_threads = 1`` here, ``--n_threads 1`` for the server; prompt evaluation uses
 every core in both), and the paths answer in turn, never at once, so they do not fight over the two
-cores. Every answer runs in a new thread of its own, as ``/v1``'s do (see ``in_thread``), and OpenMP
-workers wait passively in both processes, as in the app (app.py sets ``OMP_WAIT_POLICY=PASSIVE``; the
-server gets it through ``bench.api_servers.SERVER_ENV``: it answers from reused threads, where
-spinning workers made its prompt evaluation 2.3 times as slow on two busy cores). Before each timed
-answer the runtime that answers is left with another prompt evaluated (only the system prompt
-reusable, as between two questions of a chat), so no path finds the previous path's prompt in its
-cache. The ``/v1`` client runs in this process (a thread), which adds its share of the GIL to the
-overhead: an upper bound. The load average (``os.getloadavg``) is printed at the start and the end:
-figures taken beside other jobs are not final.
+cores. Every in-process answer runs in a new thread of its own, as ``/v1``'s do (see
+``in_thread``), and OpenMP workers wait passively in both processes, as in the app (app.py sets
+``OMP_WAIT_POLICY=PASSIVE``; the server gets it through ``bench.api_servers.SERVER_ENV``: it
+answers from reused threads, where spinning workers made its prompt evaluation 2.3 times as slow
+on two busy cores). Before each timed answer the runtime that answers is left with another prompt
+evaluated (only the system prompt reusable, as between two questions of a chat), so no path finds
+the previous path's prompt in its cache. The ``/v1`` client runs in a process of its own
+(``ClientProcess``), as the expert's other tools do, and times each answer there; ``--client
+thread`` runs it in this process instead, where its work per streamed chunk takes the GIL from the
+server's threads (an upper bound). The load average (``os.getloadavg``) is printed at the start
+and the end: figures taken beside other jobs are not final.
 
-Run: ``.venv/bin/python bench/api.py [--questions N] [--max-tokens N] [--repeat N] [--json]`` (``--questions 3`` took
-about 7 minutes on two cores beside other jobs, load average near 4; the manual is fetched once by
-bench/corpus.py).
+Run: ``.venv/bin/python bench/api.py [--questions N] [--max-tokens N] [--repeat N]
+[--client process|thread] [--json]`` (``--questions 3`` took about 7 minutes on two cores beside
+other jobs, load average near 4; the manual is fetched once by bench/corpus.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,6 +130,40 @@ def ask_v1(client, question: str) -> Run:
     return Run(first - started, end - started, "".join(pieces), len(pieces), abstained)
 
 
+class ClientProcess:
+    """The ``openai`` client in a child process (``bench/api.py --serve-client URL``): each question
+    goes in as a JSON line, each answer's ``Run``, timed in the child, comes back as one."""
+
+    def __init__(self, base_url: str):
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-client", base_url]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+    def ask(self, question: str) -> Run:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(question) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the client process ended (exit code {self.process.wait()})")
+        return Run(**json.loads(line))
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def serve_client(base_url: str) -> int:
+    """The child's side of ``ClientProcess``: a question per stdin line, a ``Run`` per stdout line."""
+    client = openai_client(base_url)
+    for line in sys.stdin:
+        print(json.dumps(asdict(ask_v1(client, json.loads(line)))), flush=True)
+    return 0
+
+
 def in_thread(fn, *args):
     """``fn(*args)`` in a new thread, as ``/v1`` answers (``ui.api.in_thread``: one new thread per answer).
 
@@ -139,9 +176,10 @@ def in_thread(fn, *args):
 
 
 def measure(
-    services: Services, client, prime_local, prime_remote, questions: list[str], repeat: int = 1
+    services: Services, ask_through_v1, prime_local, prime_remote, questions: list[str], repeat: int = 1
 ) -> list[dict[str, Run]]:
-    """Each question answered by every path in turn, ``repeat`` rounds; per path its fastest run."""
+    """Each question answered by every path in turn, ``repeat`` rounds; per path its fastest run
+    (``ask_through_v1(question) -> Run``: the ``openai`` client's streamed answer)."""
     results = []
     for i, question in enumerate(questions, start=1):
         rounds: dict[str, list[Run]] = {path: [] for path in PATHS}
@@ -149,7 +187,7 @@ def measure(
             in_thread(prime_local)
             rounds["in-process"].append(in_thread(ask_in_process, services, question, MODEL))
             in_thread(prime_local)
-            rounds["/v1"].append(in_thread(ask_v1, client, question))
+            rounds["/v1"].append(in_thread(ask_through_v1, question))
             in_thread(prime_remote)
             rounds["remote"].append(in_thread(ask_in_process, services, question, REMOTE))
         runs = {path: fastest(r) for path, r in rounds.items()}
@@ -209,11 +247,13 @@ def summary(results: list[dict[str, Run]]) -> dict:
     return figures
 
 
-def render(figures: dict, questions: list[str], threads: int, load: tuple, calls: list[dict], repeat: int = 1) -> str:
+def render(
+    figures: dict, questions: list[str], threads: int, load: tuple, calls: list[dict], repeat: int = 1, where="process"
+) -> str:
     rounds = f", fastest of {repeat} rounds per path and question" if repeat > 1 else ""
     lines = [
         f"{len(questions)} questions{rounds}, {MODEL}, greedy, "
-        f"llama.cpp on {threads} generation thread(s) in every path",
+        f"llama.cpp on {threads} generation thread(s) in every path; the /v1 client in a {where} of its own",
         f"load average (1, 5, 15 min): start {load[0]}, end {load[1]}",
         "",
         f"{'path':<12}{'TTFT ms':>10}{'total ms':>10}{'tokens':>8}{'overhead TTFT':>15}{'overhead total':>16}  goal",
@@ -249,8 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=6, help="questions answered by each path (default 6)")
     parser.add_argument("--max-tokens", type=int, default=64, help="the longest answer, in tokens (default 64)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds per question; the fastest counts (default 1)")
+    parser.add_argument(
+        "--client",
+        choices=("process", "thread"),
+        default="process",
+        help="where the /v1 client runs: a child process (default), or a thread of this one",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--serve-client", metavar="URL", help=argparse.SUPPRESS)  # ClientProcess's child
     args = parser.parse_args(argv)
+    if args.serve_client:
+        return serve_client(args.serve_client)
     if args.repeat < 1 or args.questions < 1:
         parser.error("--questions and --repeat must be at least 1")
 
@@ -271,14 +320,23 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"indexing {len(pages)} manual pages")
                 list(services.kb(KB).add(pages))
                 with api_server(services) as base_url:
-                    client = openai_client(base_url)
-                    log("warming up every path (model load, embedder, connections)")
-                    in_thread(ask_in_process, services, questions[0], MODEL)
-                    in_thread(ask_v1, client, questions[0])
-                    in_thread(ask_in_process, services, questions[0], REMOTE)
-                    prime_local, prime_remote = primer(services, remote_url)
-                    log(f"timing {len(questions)} questions")
-                    results = measure(services, client, prime_local, prime_remote, questions, args.repeat)
+                    if args.client == "process":
+                        child = ClientProcess(base_url)
+                        ask_through_v1 = child.ask
+                    else:
+                        child, thread_client = None, openai_client(base_url)
+                        ask_through_v1 = lambda question: ask_v1(thread_client, question)
+                    try:
+                        log("warming up every path (model load, embedder, connections)")
+                        in_thread(ask_in_process, services, questions[0], MODEL)
+                        in_thread(ask_through_v1, questions[0])
+                        in_thread(ask_in_process, services, questions[0], REMOTE)
+                        prime_local, prime_remote = primer(services, remote_url)
+                        log(f"timing {len(questions)} questions")
+                        results = measure(services, ask_through_v1, prime_local, prime_remote, questions, args.repeat)
+                    finally:
+                        if child:
+                            child.close()
                     log("8 clients at once")
                     calls = concurrent_requests(base_url, KB, questions)
             finally:
@@ -287,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     load = (load_start, tuple(round(x, 2) for x in os.getloadavg()))
     if args.json:
         runs = [{path: asdict(run) for path, run in r.items()} for r in results]
-        extra = {"load": load, "questions": questions, "repeat": args.repeat, "runs": runs, "concurrent": calls}
+        extra = {"load": load, "questions": questions, "repeat": args.repeat, "client": args.client, "runs": runs}
+        extra["concurrent"] = calls
         print(json.dumps({**figures, **extra}))
     else:
-        print(render(figures, questions, settings.chat_threads, load, calls, args.repeat))
+        print(render(figures, questions, settings.chat_threads, load, calls, args.repeat, args.client))
     return 0
 
 
