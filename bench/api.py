@@ -96,23 +96,54 @@ class Run:
     text: str
     tokens: int
     abstained: bool
+    started: float = 0.0  # ``now()`` when the question was sent
+
+
+class AskTimer:
+    """Records, for every ``services.assistant.ask`` (which it wraps), when it started, yielded its
+    first token and ended (``now()``): inside a ``/v1`` request, the part that is Chat's own ask."""
+
+    def __init__(self, assistant):
+        self.calls: list[tuple[float, float | None, float]] = []
+        self._ask = assistant.ask
+        assistant.ask = self.ask  # the instance's attribute: what ui.api calls
+
+    def ask(self, *args, **kwargs):
+        started, first = now(), None
+        for event in self._ask(*args, **kwargs):
+            if first is None and isinstance(event, Token):
+                first = now()
+            yield event
+        self.calls.append((started, first, now()))
+
+
+def around_ask(run: Run, call: tuple[float, float | None, float]) -> tuple[float, float]:
+    """What a ``/v1`` request added around its own ask, in ms: to the first token and to the end."""
+    started, first, end = call
+    inner_ttft = (first if first is not None else end) - started
+    return (run.ttft - inner_ttft) * 1000, (run.total - (end - started)) * 1000
+
+
+def now() -> float:
+    """CLOCK_MONOTONIC: one clock for every process of the machine (the ``/v1`` client runs in another)."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 def ask_in_process(services: Services, question: str, model: str) -> Run:
-    started = time.perf_counter()
+    started = now()
     first, pieces, abstained = None, [], False
     for event in services.assistant.ask(question, (), AskOptions(kb=KB, model=model)):
         if isinstance(event, Token):
-            first = first or time.perf_counter()
+            first = first or now()
             pieces.append(event.text)
         elif isinstance(event, Done):
             abstained = event.answer.abstained
-    end = time.perf_counter()
-    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained)
+    end = now()
+    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained, started)
 
 
 def ask_v1(client, question: str) -> Run:
-    started = time.perf_counter()
+    started = now()
     first, pieces, abstained = None, [], False
     stream = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": question}], stream=True, extra_body={"kb": KB}
@@ -122,12 +153,12 @@ def ask_v1(client, question: str) -> Run:
         if choice is None:
             continue
         if choice.delta.content:
-            first = first or time.perf_counter()
+            first = first or now()
             pieces.append(choice.delta.content)
         if choice.finish_reason:
             abstained = bool((choice.delta.model_extra or {}).get("abstained"))
-    end = time.perf_counter()
-    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained)
+    end = now()
+    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained, started)
 
 
 class ClientProcess:
@@ -176,18 +207,28 @@ def in_thread(fn, *args):
 
 
 def measure(
-    services: Services, ask_through_v1, prime_local, prime_remote, questions: list[str], repeat: int = 1
-) -> list[dict[str, Run]]:
+    services: Services,
+    ask_through_v1,
+    prime_local,
+    prime_remote,
+    questions: list[str],
+    repeat: int = 1,
+    timer: AskTimer | None = None,
+) -> tuple[list[dict[str, Run]], list[tuple[float, float]]]:
     """Each question answered by every path in turn, ``repeat`` rounds; per path its fastest run
-    (``ask_through_v1(question) -> Run``: the ``openai`` client's streamed answer)."""
-    results = []
+    (``ask_through_v1(question) -> Run``: the ``openai`` client's streamed answer), and what each
+    ``/v1`` request added around its own ask (``around_ask``; ``timer`` wraps the services' ask)."""
+    results, around = [], []
     for i, question in enumerate(questions, start=1):
         rounds: dict[str, list[Run]] = {path: [] for path in PATHS}
         for _ in range(repeat):
             in_thread(prime_local)
             rounds["in-process"].append(in_thread(ask_in_process, services, question, MODEL))
             in_thread(prime_local)
+            mark = len(timer.calls) if timer else 0
             rounds["/v1"].append(in_thread(ask_through_v1, question))
+            if timer and len(timer.calls) == mark + 1:
+                around.append(around_ask(rounds["/v1"][-1], timer.calls[mark]))
             in_thread(prime_remote)
             rounds["remote"].append(in_thread(ask_in_process, services, question, REMOTE))
         runs = {path: fastest(r) for path, r in rounds.items()}
@@ -196,7 +237,7 @@ def measure(
             f"  question {i}/{len(questions)}: "
             + ", ".join(f"{p} {'/'.join(f'{x.total:.2f}' for x in r)} s" for p, r in rounds.items())
         )
-    return results
+    return results, around
 
 
 def fastest(runs: list[Run]) -> Run:
@@ -220,9 +261,19 @@ def middle_half(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
-def summary(results: list[dict[str, Run]]) -> dict:
+def summary(results: list[dict[str, Run]], around: list[tuple[float, float]] = ()) -> dict:
     med = statistics.median
     figures: dict = {"paths": {}, "overhead_ms": {}, "same_answer": {}}
+    if around:
+        ttft, total = [a[0] for a in around], [a[1] for a in around]
+        figures["v1_around_ask_ms"] = {
+            "requests": len(around),
+            "ttft": round(med(ttft), 1),
+            "total": round(med(total), 1),
+            "ttft_middle_half": [round(x, 1) for x in middle_half(ttft)],
+            "total_middle_half": [round(x, 1) for x in middle_half(total)],
+            "goal": GOALS_MS["/v1"],
+        }
     for path in PATHS:
         runs = [r[path] for r in results]
         figures["paths"][path] = {
@@ -268,6 +319,14 @@ def render(
         lines.append(
             f"{path} minus in-process, middle half of the per-question differences: "
             f"TTFT {t0:+.0f} to {t1:+.0f} ms, total {s0:+.0f} to {s1:+.0f} ms"
+        )
+    if "v1_around_ask_ms" in figures:
+        a = figures["v1_around_ask_ms"]
+        (t0, t1), (s0, s1) = a["ttft_middle_half"], a["total_middle_half"]
+        lines.append(
+            f"/v1 around its own ask (the same requests, server-side timestamps on one clock, {a['requests']} "
+            f"requests): TTFT {a['ttft']:+.1f} ms ({t0:+.0f} to {t1:+.0f}), total {a['total']:+.1f} ms "
+            f"({s0:+.0f} to {s1:+.0f})  goal <= {a['goal']} ms"
         )
     for path, same in figures["same_answer"].items():
         differ = [i + 1 for i, ok in enumerate(same) if not ok]
@@ -333,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
                         in_thread(ask_in_process, services, questions[0], REMOTE)
                         prime_local, prime_remote = primer(services, remote_url)
                         log(f"timing {len(questions)} questions")
-                        results = measure(services, ask_through_v1, prime_local, prime_remote, questions, args.repeat)
+                        timer = AskTimer(services.assistant)
+                        results, around = measure(
+                            services, ask_through_v1, prime_local, prime_remote, questions, args.repeat, timer
+                        )
                     finally:
                         if child:
                             child.close()
@@ -341,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                     calls = concurrent_requests(base_url, KB, questions)
             finally:
                 services.close()
-    figures = summary(results)
+    figures = summary(results, around)
     load = (load_start, tuple(round(x, 2) for x in os.getloadavg()))
     if args.json:
         runs = [{path: asdict(run) for path, run in r.items()} for r in results]
