@@ -48,12 +48,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +59,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py sets it for the app
 
-from assistant.assistant import AskOptions  # noqa: E402
-from assistant.events import Done, Token  # noqa: E402
+from bench.api_answers import KB, AskTimer, ClientProcess, Run, around_ask, ask_in_process, ask_v1, in_thread  # noqa: E402
 from bench.api_servers import (  # noqa: E402
     MODEL,
     REMOTE,
@@ -78,132 +74,12 @@ from store.settings import Settings  # noqa: E402
 from ui.services import Services  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "python_docs_questions.jsonl"
-KB = "python-manual"
 PATHS = ("in-process", "/v1", "remote")
 GOALS_MS = {"/v1": 50, "remote": 100}
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@dataclass
-class Run:
-    """One timed answer: seconds to the first content and to the end, what was streamed."""
-
-    ttft: float
-    total: float
-    text: str
-    tokens: int
-    abstained: bool
-    started: float = 0.0  # ``now()`` when the question was sent
-
-
-class AskTimer:
-    """Records, for every ``services.assistant.ask`` (which it wraps), when it started, yielded its
-    first token and ended (``now()``): inside a ``/v1`` request, the part that is Chat's own ask."""
-
-    def __init__(self, assistant):
-        self.calls: list[tuple[float, float | None, float]] = []
-        self._ask = assistant.ask
-        assistant.ask = self.ask  # the instance's attribute: what ui.api calls
-
-    def ask(self, *args, **kwargs):
-        started, first = now(), None
-        for event in self._ask(*args, **kwargs):
-            if first is None and isinstance(event, Token):
-                first = now()
-            yield event
-        self.calls.append((started, first, now()))
-
-
-def around_ask(run: Run, call: tuple[float, float | None, float]) -> tuple[float, float]:
-    """What a ``/v1`` request added around its own ask, in ms: to the first token and to the end."""
-    started, first, end = call
-    inner_ttft = (first if first is not None else end) - started
-    return (run.ttft - inner_ttft) * 1000, (run.total - (end - started)) * 1000
-
-
-def now() -> float:
-    """CLOCK_MONOTONIC: one clock for every process of the machine (the ``/v1`` client runs in another)."""
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
-
-
-def ask_in_process(services: Services, question: str, model: str) -> Run:
-    started = now()
-    first, pieces, abstained = None, [], False
-    for event in services.assistant.ask(question, (), AskOptions(kb=KB, model=model)):
-        if isinstance(event, Token):
-            first = first or now()
-            pieces.append(event.text)
-        elif isinstance(event, Done):
-            abstained = event.answer.abstained
-    end = now()
-    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained, started)
-
-
-def ask_v1(client, question: str) -> Run:
-    started = now()
-    first, pieces, abstained = None, [], False
-    stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": question}], stream=True, extra_body={"kb": KB}
-    )
-    for chunk in stream:
-        choice = chunk.choices[0] if chunk.choices else None
-        if choice is None:
-            continue
-        if choice.delta.content:
-            first = first or now()
-            pieces.append(choice.delta.content)
-        if choice.finish_reason:
-            abstained = bool((choice.delta.model_extra or {}).get("abstained"))
-    end = now()
-    return Run(first - started, end - started, "".join(pieces), len(pieces), abstained, started)
-
-
-class ClientProcess:
-    """The ``openai`` client in a child process (``bench/api.py --serve-client URL``): each question
-    goes in as a JSON line, each answer's ``Run``, timed in the child, comes back as one."""
-
-    def __init__(self, base_url: str):
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-client", base_url]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-
-    def ask(self, question: str) -> Run:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps(question) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the client process ended (exit code {self.process.wait()})")
-        return Run(**json.loads(line))
-
-    def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def serve_client(base_url: str) -> int:
-    """The child's side of ``ClientProcess``: a question per stdin line, a ``Run`` per stdout line."""
-    client = openai_client(base_url)
-    for line in sys.stdin:
-        print(json.dumps(asdict(ask_v1(client, json.loads(line)))), flush=True)
-    return 0
-
-
-def in_thread(fn, *args):
-    """``fn(*args)`` in a new thread, as ``/v1`` answers (``ui.api.in_thread``: one new thread per answer).
-
-    Not in the main thread: there llama.cpp's prompt evaluation took 2.5 times as long on two busy
-    cores (22-26 s against 9-10 s for the same prompt, both measured in one process; libgomp's idle
-    workers of a long-lived thread spin), a handicap that ``/v1``'s answers do not have.
-    """
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def measure(
@@ -355,10 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         help="where the /v1 client runs: a child process (default), or a thread of this one",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    parser.add_argument("--serve-client", metavar="URL", help=argparse.SUPPRESS)  # ClientProcess's child
     args = parser.parse_args(argv)
-    if args.serve_client:
-        return serve_client(args.serve_client)
     if args.repeat < 1 or args.questions < 1:
         parser.error("--questions and --repeat must be at least 1")
 

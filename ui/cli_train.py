@@ -222,14 +222,12 @@ def _follow(settings: Any, job: Any) -> int:
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
     if "val_loss_before" in metrics:
+        kept = f"; epoch {metrics['kept_epoch']} kept, the lowest (--patience)" if "kept_epoch" in metrics else ""
         print(
             f"validation loss {metrics['val_loss_before']:.3f} -> {metrics['val_loss_after']:.3f} "
-            f"(perplexity {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f})",
+            f"(perplexity {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f}){kept}",
             file=sys.stderr,
         )
-    if "kept_epoch" in metrics:
-        how = "stopped early, " if metrics.get("stopped_early") else ""
-        print(f"{how}kept epoch {metrics['kept_epoch']}: the lowest validation loss (--patience)", file=sys.stderr)
     if "answers_base" in metrics:
         b, a = metrics["answers_base"], metrics["answers_adapted"]
         print(
