@@ -8,7 +8,9 @@ manual pages they come from, bench/corpus.py):
    - ``in-process``: ``services.assistant.ask``, Chat's own path;
    - ``/v1``: the app's routes (``ui.api.routes``, the same factory ``ui.web.launch`` mounts) served by
      uvicorn on a free loopback port with the same services behind them, asked by the real ``openai``
-     client, streaming; the overhead goal is <= 50 ms;
+     client, streaming; the overhead goal is <= 50 ms, measured inside each request too: what the
+     client saw minus that request's own ask, timed in the server on the same clock (``AskTimer``
+     in bench/api_answers.py), free of the runtime's noise between two answers;
    - ``remote``: ``remote:SmolLM2-135M-Instruct``, generation on llama-cpp-python's server
      (``python -m llama_cpp.server``, a child process on loopback, the same GGUF), retrieval, prompt and
      citation check in this process; the overhead goal is <= 100 ms on loopback.
