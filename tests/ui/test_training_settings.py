@@ -23,7 +23,8 @@ def train_actions() -> dict[str, argparse.Action]:
 def test_the_train_flags_come_from_the_declaration():
     actions = train_actions()
     declared = [s for s in training_settings() if s.spec.flag]
-    # The flags, their destinations and types as they always were (outside tools and the README use them).
+    # The flags, their destinations and types as they always were (outside tools and the README use them),
+    # new ones only added.
     assert [(s.spec.flag, s.name, s.type) for s in declared] == [
         ("--epochs", "epochs", int),
         ("--lr", "learning_rate", float),
@@ -33,6 +34,7 @@ def test_the_train_flags_come_from_the_declaration():
         ("--grad-accum", "grad_accum", int),
         ("--max-length", "max_length", int),
         ("--checkpoint-every", "checkpoint_every", int),
+        ("--patience", "patience", int),  # added: grounded runs keep their best epoch
         ("--seed", "seed", int),
         ("--val-fraction", "val_fraction", float),
     ]
@@ -41,7 +43,7 @@ def test_the_train_flags_come_from_the_declaration():
         assert (action.dest, action.type, action.help) == (s.name, s.type, s.spec.help)
         assert action.default == s.blank  # hyperparameters: None (the preset's); seed 0, validation fraction 0.1
     assert actions["--seed"].default == 0 and actions["--val-fraction"].default == 0.1
-    assert actions["--checkpoint-every"].metavar == "STEPS"
+    assert actions["--checkpoint-every"].metavar == "STEPS" and actions["--patience"].metavar == "EPOCHS"
     args = build_parser().parse_args(["train", "--data", "qa.jsonl", "--lr", "5e-4", "--lora-r", "8"])
     assert (args.learning_rate, args.lora_r, args.epochs, args.handler) == (5e-4, 8, None, cli_train.cmd_train)
 
