@@ -56,10 +56,9 @@ def latest_checkpoint(folder: RunFolder) -> Path | None:
 
 def load_checkpoint(model, optimizer, path: Path) -> dict[str, Any]:
     """Restore the adapter and the optimizer from checkpoint ``path``; returns the loop's state."""
-    from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(str(path / ADAPTER_WEIGHTS)))
+    load_adapter_weights(model, path)
     meta = json.loads((path / OPTIMIZER_STATE).read_text())
     tensors = load_file(str(path / OPTIMIZER_TENSORS))
     state: dict[int, dict[str, Any]] = {}
@@ -75,23 +74,24 @@ def load_checkpoint(model, optimizer, path: Path) -> dict[str, Any]:
 
 def save_adapter(model, folder: RunFolder) -> Path:
     """The final adapter, written beside the run's ``adapter/`` and swapped in."""
-    tmp = folder.adapter_tmp
+    return _swap_in(model, folder.adapter_tmp, folder.adapter)
+
+
+def _swap_in(model, tmp: Path, final: Path, files: dict[str, str] | None = None) -> Path:
+    """The adapter (and ``files``: name -> text) written whole under ``tmp``, then renamed to ``final``."""
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
-    shutil.rmtree(folder.adapter, ignore_errors=True)
-    os.replace(tmp, folder.adapter)
-    return folder.adapter
+    for name, text in (files or {}).items():
+        (tmp / name).write_text(text)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
 
 
 def save_best(model, folder: RunFolder, epoch: int, step: int, val_loss: float) -> dict[str, Any]:
     """Keep the adapter as the run's best epoch so far (``best/``, swapped in whole); returns its record."""
     record = {"epoch": epoch, "step": step, "val_loss": val_loss}
-    tmp = folder.best_tmp
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    (tmp / BEST_STATE).write_text(json.dumps(record))
-    shutil.rmtree(folder.best, ignore_errors=True)
-    os.replace(tmp, folder.best)
+    _swap_in(model, folder.best_tmp, folder.best, {BEST_STATE: json.dumps(record)})
     return record
 
 
@@ -105,7 +105,12 @@ def read_best(folder: RunFolder) -> dict[str, Any] | None:
 
 def load_best(model, folder: RunFolder) -> None:
     """Put the best epoch's adapter weights back into ``model``."""
+    load_adapter_weights(model, folder.best)
+
+
+def load_adapter_weights(model, path: Path) -> None:
+    """The LoRA weights saved under ``path`` (a checkpoint or ``best/``) put into ``model``."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(str(folder.best / ADAPTER_WEIGHTS)))
+    set_peft_model_state_dict(model, load_file(str(path / ADAPTER_WEIGHTS)))

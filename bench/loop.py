@@ -93,13 +93,14 @@ class State:
             return
         shutil.copy(self.path, self.path.with_name(f"state-{int(time.time())}.json"))
         self.data = {k: v for k, v in self.data.items() if k not in keys}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        self._save()
         log(f"redoing: {', '.join(s for s in STAGES if s in keys)}")
 
     def record(self, key: str, value) -> None:
         self.data[key] = value
+        self._save()
+
+    def _save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
