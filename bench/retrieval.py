@@ -148,18 +148,16 @@ def score(search: Search, items: Sequence[QAItem], mode: str) -> Scores:
 
 def config_embedder(config: Config, cache: Path, default):
     """The embedder ``config`` indexes and searches with: ``default`` unless it names another bundled
-    one, which is assembled once under ``cache/embedders`` (as the app does in its home)."""
+    one, which the app's own ``from_settings`` assembles once under ``cache/embedders``."""
     if not config.embedder:
         return default
-    from store import embedder_catalogue
-    from store.embedding import Embedder
+    from store.embedding import from_settings
+    from store.settings import Settings
 
-    chosen = embedder_catalogue.get(config.embedder)
-    if chosen.name not in _EMBEDDERS:
-        _EMBEDDERS[chosen.name] = Embedder(
-            embedder_catalogue.model_folder(chosen, cache / "embedders"), name=chosen.name
-        )
-    return _EMBEDDERS[chosen.name]
+    if config.embedder not in _EMBEDDERS:
+        settings = Settings.load(home=cache / "embedders", env={}, embedder=config.embedder)
+        _EMBEDDERS[config.embedder] = from_settings(settings)
+    return _EMBEDDERS[config.embedder]
 
 
 _EMBEDDERS: dict = {}
