@@ -44,6 +44,8 @@ class TrainRequest:
     val_fraction: float = 0.1
     overrides: dict[str, Any] = field(default_factory=dict)  # hyperparameters; None: the preset's
     eval_data: str | None = None  # a Q&A file asked before and after training, never trained on
+    # With ``grounded``: the share of cited rows also rendered without their passage (None: the default).
+    abstain_share: float | None = None
 
 
 @dataclass
@@ -106,13 +108,21 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
     report = datasets.load_file(request.data)
     data = PreparedData(report.examples, {"kind": "file", "path": str(request.data)}, overrides, report.notes())
     if request.grounded:
-        from adapters.grounded import grounded_examples
+        from adapters.grounded import ABSTAIN_SHARE, grounded_examples
 
+        share = ABSTAIN_SHARE if request.abstain_share is None else request.abstain_share
+        if not 0.0 <= share <= 1.0:
+            raise DomainsmithError(f"the abstain share must be between 0 and 1, not {share:g}")
         data.kb = kb = open_kb(request.grounded)
         data.examples, counts = grounded_examples(
-            kb, data.examples, k=settings.retrieval_k, threshold=settings.relevance_threshold, seed=request.seed
+            kb,
+            data.examples,
+            k=settings.retrieval_k,
+            threshold=settings.relevance_threshold,
+            abstain_share=share,
+            seed=request.seed,
         )
-        data.source = {**data.source, "grounded": kb.name}
+        data.source = {**data.source, "grounded": kb.name, "abstain_share": share}
         data.grounding = (
             f"grounded in {kb.name}: {counts['cited']} answers cite their source, "
             f"{counts['abstain_no_source'] + counts['abstain_removed']} abstain"

@@ -140,7 +140,12 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         return KnowledgeBase.open(settings, name, create=False)
 
     request = service.TrainRequest(
-        data=str(rows), grounded=KB, base=args.base, preset=args.preset, overrides=overrides(args.set)
+        data=str(rows),
+        grounded=KB,
+        base=args.base,
+        preset=args.preset,
+        overrides=overrides(args.set),
+        abstain_share=args.abstain_share,
     )
     job, data = service.prepare(settings, request, open_kb)
     finished = resumed = False
@@ -180,6 +185,7 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         "kept_epoch": metrics.get("kept_epoch"),  # None: the last epoch (no patience)
         "val_loss": [metrics.get("val_loss_before"), metrics.get("val_loss_after")],
         "learning_rate": hp.learning_rate,
+        "abstain_share": job.source.get("abstain_share"),
         "training_s": round(training_s, 1),
         "resumed": resumed,  # training_s then counts this invocation's part only
         "export_s": round(time.monotonic() - started, 1),
@@ -250,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", help="the model that writes the rows (default: Chat's default model)")
     parser.add_argument("--base", help="training base (default: the product's default)")
     parser.add_argument("--preset", default=None, help="training preset (default: the product's default)")
+    parser.add_argument("--abstain-share", type=float, help="train --abstain-share (default: the product's, 0.25)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     parser.add_argument("--questions", type=int, default=0, help="evaluate on the first N questions (0: all)")
     parser.add_argument("--fresh", action="store_true", help="start over (the fetched corpus is kept)")

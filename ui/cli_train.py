@@ -40,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sources retrieved from this knowledge base; the answer cites its source, or abstains",
     )
     train.add_argument(
+        "--abstain-share",
+        type=float,
+        metavar="SHARE",
+        help="with --grounded: the share of answered questions also trained without their passage, "
+        "to refuse (0 to 1; default 0.25)",
+    )
+    train.add_argument(
         "--base",
         metavar="MODEL",
         help="a bundled model (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m), "
@@ -130,6 +137,8 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         return _follow(settings, job)
     if args.grounded and not args.data:
         raise DomainsmithError("--grounded needs --data (the Q&A to join with the knowledge base)")
+    if args.abstain_share is not None and not args.grounded:
+        raise DomainsmithError("--abstain-share needs --grounded (it shapes the grounded examples)")
     overrides = {s.name: getattr(args, s.name) for s in training_settings() if s.spec.flag and not s.of_job}
     request = service.TrainRequest(
         data=args.data,
@@ -142,6 +151,7 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         overrides=overrides,
         eval_data=args.eval_data,
+        abstain_share=args.abstain_share,
     )
 
     def say_notes(data: service.PreparedData) -> None:

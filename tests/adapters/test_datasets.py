@@ -373,3 +373,35 @@ def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_
     assert prepared(epochs=7).overrides["epochs"] == 7
     assert data.overrides["patience"] == GROUNDED_PATIENCE > 0  # keeps its best epoch (tests/adapters/test_training.py)
     assert prepared(patience=0).overrides["patience"] == 0
+
+
+def test_the_share_of_questions_trained_to_refuse_without_their_passage_can_be_chosen(open_kb, settings, tmp_path):
+    """``train --abstain-share``: 0 renders each cited row once; the share is recorded; out of range refused."""
+    import json
+
+    from adapters.grounded import ABSTAIN_SHARE
+    from adapters.service import TrainRequest, prepare_data
+    from store.errors import DomainsmithError
+    from tests import factories
+
+    kb = open_kb("shares")
+    list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
+    rows = tmp_path / "qa.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"question": f"How is frame {i} anchored?", "answer": "With four chemical bolts."}) + "\n"
+            for i in range(40)
+        )
+    )
+
+    def prepared(share):
+        request = TrainRequest(data=str(rows), grounded="shares", abstain_share=share)
+        return prepare_data(request, lambda n: kb, settings)
+
+    default, none, every = prepared(None), prepared(0.0), prepared(1.0)
+    assert default.source["abstain_share"] == ABSTAIN_SHARE and none.source["abstain_share"] == 0.0
+    assert len(none.examples) == 40 and "40 answers cite their source, 0 abstain" in none.grounding
+    assert len(none.examples) < len(default.examples) < len(every.examples) == 80
+    for share in (-0.1, 1.5):
+        with pytest.raises(DomainsmithError, match="between 0 and 1"):
+            prepared(share)

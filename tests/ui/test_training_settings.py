@@ -68,3 +68,14 @@ def test_validate_checks_the_declared_bounds():
         with pytest.raises(ConfigError, match=message):
             preset("quick", **change)
     assert preset("quick", lora_dropout=0.0, learning_rate=0.999).learning_rate == 0.999
+
+
+def test_the_abstain_share_flag_goes_with_grounded_training_only(tmp_path, capsys):
+    """``train --abstain-share``: a grounded run's share of cited rows also trained without their passage."""
+    from app import main
+
+    args = build_parser().parse_args(["train", "--data", "qa.jsonl", "--grounded", "kb", "--abstain-share", "0"])
+    assert args.abstain_share == 0.0
+    assert build_parser().parse_args(["train", "--data", "qa.jsonl"]).abstain_share is None  # the default share
+    code = main(["--home", str(tmp_path / "home"), "train", "--data", "qa.jsonl", "--abstain-share", "0.5"])
+    assert code != 0 and "--abstain-share needs --grounded" in capsys.readouterr().err
