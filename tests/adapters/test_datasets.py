@@ -339,27 +339,31 @@ def test_the_default_training_base_trains_at_its_own_rate_and_smollm2_keeps_1e3(
     assert rate(learning_rate=5e-3) == rate("smollm2-135m", learning_rate=5e-3) == 5e-3
 
 
-def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_wins(open_kb, settings, tmp_path):
+def _guide_and_rows(kb, folder, n: int):
+    """``kb`` holding the guide fixture, and ``n`` Q&A rows its bolts passage answers."""
     import json
 
+    from tests import factories
+
+    list(kb.add([factories.make_markdown(folder / "guide.md")]))
+    rows = folder / "qa.jsonl"
+    answer = "With four chemical bolts."
+    rows.write_text(
+        "".join(json.dumps({"question": f"How is frame {i} anchored?", "answer": answer}) + "\n" for i in range(n))
+    )
+    return kb, rows
+
+
+def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_wins(open_kb, settings, tmp_path):
     from adapters.hyperparameters import GROUNDED_PASSES, GROUNDED_PATIENCE, grounded_epochs
     from adapters.service import TrainRequest, prepare_data
-    from tests import factories
 
     assert grounded_epochs("standard", 24) == 20  # a few dozen facts keep the measured recipe
     assert grounded_epochs("standard", 100) == GROUNDED_PASSES // 100
     assert grounded_epochs("standard", 400) == 2  # never under two passes
     assert grounded_epochs("quick", 10) == 5 and grounded_epochs("quick", 1000) == 2
 
-    kb = open_kb("sized")
-    list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
-    rows = tmp_path / "qa.jsonl"
-    rows.write_text(
-        "".join(
-            json.dumps({"question": f"How is frame {i} anchored?", "answer": "With four chemical bolts."}) + "\n"
-            for i in range(60)
-        )
-    )
+    kb, rows = _guide_and_rows(open_kb("sized"), tmp_path, 60)
 
     def prepared(**overrides):
         request = TrainRequest(data=str(rows), grounded="sized", overrides=overrides)
@@ -377,22 +381,11 @@ def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_
 
 def test_the_share_of_questions_trained_to_refuse_without_their_passage_can_be_chosen(open_kb, settings, tmp_path):
     """``train --abstain-share``: 0 renders each cited row once; the share is recorded; out of range refused."""
-    import json
-
     from adapters.grounded import ABSTAIN_SHARE
     from adapters.service import TrainRequest, prepare_data
     from store.errors import DomainsmithError
-    from tests import factories
 
-    kb = open_kb("shares")
-    list(kb.add([factories.make_markdown(tmp_path / "guide.md")]))
-    rows = tmp_path / "qa.jsonl"
-    rows.write_text(
-        "".join(
-            json.dumps({"question": f"How is frame {i} anchored?", "answer": "With four chemical bolts."}) + "\n"
-            for i in range(40)
-        )
-    )
+    kb, rows = _guide_and_rows(open_kb("shares"), tmp_path, 40)
 
     def prepared(share):
         request = TrainRequest(data=str(rows), grounded="shares", abstain_share=share)
