@@ -21,13 +21,9 @@ from typing import Any
 
 from adapters.datasets import question_of
 from adapters.evaluation import keyword_recall
+from adapters.hyperparameters import ABSTAIN_SHARE
 
 ANSWER_COVERAGE = 0.5  # share of the answer's keywords a passage must hold to count as the answer's source
-# Share of the cited questions also rendered without their passage, trained to refuse (``train
-# --abstain-share``). bench/loop.py's Debian Policy run (2026-12-02): with 20 generated unanswerable
-# rows besides, the 0.25 made a third of the examples refusals, and the adapted 0.5B refused 21 of 49
-# answerable questions (the base 8); 0 for such rows is the next thing measured, so the default stays.
-ABSTAIN_SHARE = 0.25
 
 
 def answer_source(

@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", help="the model that writes the rows (default: Chat's default model)")
     parser.add_argument("--base", help="training base (default: the product's default)")
     parser.add_argument("--preset", default=None, help="training preset (default: the product's default)")
-    parser.add_argument("--abstain-share", type=float, help="train --abstain-share (default: the product's, 0.25)")
+    parser.add_argument("--abstain-share", type=float, help="train --abstain-share (default: the product's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     parser.add_argument("--questions", type=int, default=0, help="evaluate on the first N questions (0: all)")
     parser.add_argument("--fresh", action="store_true", help="start over (the fetched corpus is kept)")

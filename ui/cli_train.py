@@ -25,7 +25,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 3
 
 def register(sub: argparse._SubParsersAction) -> None:
     from adapters.export import DEFAULT_QUANT, QUANTS
-    from adapters.hyperparameters import DEFAULT_PRESET, PRESETS
+    from adapters.hyperparameters import ABSTAIN_SHARE, DEFAULT_PRESET, PRESETS
     from adapters.job import METHODS
 
     train = sub.add_parser("train", help="train an adapter on your Q&A file or a knowledge base (child process)")
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="SHARE",
         help="with --grounded: the share of answered questions also trained without their passage, "
-        "to refuse (0 to 1; default 0.25)",
+        f"to refuse (0 to 1; default {ABSTAIN_SHARE:g})",
     )
     train.add_argument(
         "--base",

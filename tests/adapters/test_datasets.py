@@ -381,7 +381,7 @@ def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_
 
 def test_the_share_of_questions_trained_to_refuse_without_their_passage_can_be_chosen(open_kb, settings, tmp_path):
     """``train --abstain-share``: 0 renders each cited row once; the share is recorded; out of range refused."""
-    from adapters.grounded import ABSTAIN_SHARE
+    from adapters.hyperparameters import ABSTAIN_SHARE
     from adapters.service import TrainRequest, prepare_data
     from store.errors import DomainsmithError
 
