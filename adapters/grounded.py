@@ -22,6 +22,7 @@ from typing import Any
 from adapters.datasets import question_of
 from adapters.evaluation import keyword_recall
 from adapters.hyperparameters import ABSTAIN_SHARE
+from store.errors import DomainsmithError
 
 ANSWER_COVERAGE = 0.5  # share of the answer's keywords a passage must hold to count as the answer's source
 
@@ -55,6 +56,8 @@ def grounded_examples(
     from assistant.prompting import ABSTAIN_REPLY, build_messages
     from assistant.retrieval import retrieve, sources_from
 
+    if not 0.0 <= abstain_share <= 1.0:
+        raise DomainsmithError(f"the abstain share must be between 0 and 1, not {abstain_share:g}")
     planned = []  # (example, question, answer, hits, index of the answer's source or None)
     for example in qa:
         if example["kind"] != "chat":

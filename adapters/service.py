@@ -111,8 +111,6 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
         from adapters.grounded import grounded_examples
 
         share = ABSTAIN_SHARE if request.abstain_share is None else request.abstain_share
-        if not 0.0 <= share <= 1.0:
-            raise DomainsmithError(f"the abstain share must be between 0 and 1, not {share:g}")
         data.kb = kb = open_kb(request.grounded)
         data.examples, counts = grounded_examples(
             kb,

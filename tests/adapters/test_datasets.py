@@ -340,7 +340,7 @@ def test_the_default_training_base_trains_at_its_own_rate_and_smollm2_keeps_1e3(
 
 
 def _guide_and_rows(kb, folder, n: int):
-    """``kb`` holding the guide fixture, and ``n`` Q&A rows its bolts passage answers."""
+    """Add the guide fixture to ``kb``; a file of ``n`` Q&A rows its bolts passage answers."""
     import json
 
     from tests import factories
@@ -351,7 +351,7 @@ def _guide_and_rows(kb, folder, n: int):
     rows.write_text(
         "".join(json.dumps({"question": f"How is frame {i} anchored?", "answer": answer}) + "\n" for i in range(n))
     )
-    return kb, rows
+    return rows
 
 
 def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_wins(open_kb, settings, tmp_path):
@@ -363,7 +363,8 @@ def test_grounded_training_is_sized_by_its_examples_and_an_explicit_epoch_count_
     assert grounded_epochs("standard", 400) == 2  # never under two passes
     assert grounded_epochs("quick", 10) == 5 and grounded_epochs("quick", 1000) == 2
 
-    kb, rows = _guide_and_rows(open_kb("sized"), tmp_path, 60)
+    kb = open_kb("sized")
+    rows = _guide_and_rows(kb, tmp_path, 60)
 
     def prepared(**overrides):
         request = TrainRequest(data=str(rows), grounded="sized", overrides=overrides)
@@ -385,7 +386,8 @@ def test_the_share_of_questions_trained_to_refuse_without_their_passage_can_be_c
     from adapters.service import TrainRequest, prepare_data
     from store.errors import DomainsmithError
 
-    kb, rows = _guide_and_rows(open_kb("shares"), tmp_path, 40)
+    kb = open_kb("shares")
+    rows = _guide_and_rows(kb, tmp_path, 40)
 
     def prepared(share):
         request = TrainRequest(data=str(rows), grounded="shares", abstain_share=share)
