@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +27,9 @@ from typing import Any
 
 from adapters.datagen_filters import REASONS, Duplicates, Passage, answerable_checks, malformed, unanswerable_checks
 from adapters.datagen_output import Output, make_row
+from adapters.datagen_reply import clean, finished, parse_pairs
 from adapters.unanswerable import first_renamable
 from assistant.prompting import ABSTAIN_REPLY, as_data
-from assistant.sentences import MARKER
 from store.errors import DocumentNotFound, DomainsmithError, KnowledgeBaseError
 from store.knowledge_base import KnowledgeBase
 from store.settings import Settings
@@ -132,52 +131,6 @@ class GenerationDone:
     """The last event: the final report (also when cancelled: the file is valid and resumable)."""
 
     report: GenerationReport
-
-
-# -- the model's reply -----------------------------------------------------------------------------
-
-_LINE = re.compile(r"^\s*(?:[-*#\d.)\s]*)\**\s*(q|question|a|answer)\s*\d*\s*\**\s*[:.)]\**\s*(.*)$", re.I)
-
-
-def parse_pairs(reply: str) -> tuple[list[tuple[str, str | None]], int]:
-    """``([(question, answer or None)], garbage lines)`` from ``Q: ...`` / ``A: ...`` lines.
-
-    An answer runs on over the lines that follow it up to the next ``Q:``; citation markers and
-    quotes are removed. Text outside any pair counts as garbage.
-    """
-    pairs: list[list[str | None]] = []
-    garbage = 0
-    target: str | None = None
-    for line in reply.splitlines():
-        if not line.strip():
-            continue
-        match = _LINE.match(line)
-        if match and match.group(1).lower().startswith("q"):
-            pairs.append([match.group(2).strip(), None])
-            target = "q"
-        elif match and pairs and pairs[-1][1] is None:
-            pairs[-1][1] = match.group(2).strip()
-            target = "a"
-        elif target and pairs and not _OTHER_LABEL.match(line):
-            index = 0 if target == "q" else 1
-            pairs[-1][index] = f"{pairs[-1][index] or ''} {line.strip()}".strip()
-        else:
-            garbage += 1
-    return [(_clean(q or ""), _clean(a) if a is not None else None) for q, a in pairs], garbage
-
-
-_OTHER_LABEL = re.compile(r"^\W*[A-Za-z]{1,12}\s*\d*\s*:")  # "B: ...", "Note: ...": not an answer's next line
-
-
-def finished(text: str, label: str) -> int:
-    """How many ``label`` lines ("q" or "a") of the reply so far have ended (a newline follows them)."""
-    found = (_LINE.match(line) for line in text.split("\n")[:-1])
-    return sum(1 for m in found if m and m.group(1).lower()[0] == label)
-
-
-def _clean(text: str) -> str:
-    text = MARKER.sub("", text).replace("**", "").strip().strip('"“”').strip()
-    return " ".join(text.split())
 
 
 def passage_message(passage: Passage, title: str, task: str) -> str:
@@ -375,7 +328,7 @@ def _one_chunk(
         messages = _messages(UNANSWERABLE_PROMPT, passage_message(passage, title, task))
         reply = complete(messages, seed, 60, lambda text: finished(text, "q") >= 1)
         questions = [q for q, _ in parse_pairs(reply)[0]] or [
-            _clean(line) for line in reply.splitlines() if line.strip().endswith("?")
+            clean(line) for line in reply.splitlines() if line.strip().endswith("?")
         ]
         candidates += 1
         question = questions[0] if questions else ""

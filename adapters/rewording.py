@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.datagen import Complete, choose_chunks, finished, parse_pairs
+from adapters.datagen import Complete, choose_chunks
 from adapters.datagen_output import append_rows, read_repaired, rejected_path
+from adapters.datagen_reply import finished, parse_pairs
 from adapters.datasets import load_file, question_of
 from adapters.rewording_checks import REASONS, Checks
 from assistant.prompting import as_data

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from adapters import datagen_filters as filters
-from adapters.datagen import GenerateOptions, GenerationDone, GenerationProgress, generate, parse_pairs, passages
+from adapters.datagen import GenerateOptions, GenerationDone, GenerationProgress, generate, passages
+from adapters.datagen_reply import parse_pairs
 from adapters.datasets import load_file
 from assistant.prompting import ABSTAIN_REPLY
 from store.errors import InvalidTrainingData, KnowledgeBaseError
