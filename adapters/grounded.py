@@ -39,6 +39,16 @@ def answer_source(
     return best if best is not None and scores[best] >= ANSWER_COVERAGE else None
 
 
+def default_abstain_share(qa: list[dict[str, Any]]) -> float:
+    """``ABSTAIN_SHARE``, or 0 when the rows bring refusals of their own (generated unanswerable rows, or
+    an expert's "not in the documents" answers): then no answerable question is also trained to refuse
+    without its passage (bench/README.md, "Documents-only loop")."""
+    from assistant.reply_check import is_abstention
+
+    own = any(e["kind"] == "chat" and is_abstention(e["messages"][-1]["content"]) for e in qa)
+    return 0.0 if own else ABSTAIN_SHARE
+
+
 def grounded_examples(
     kb: Any,
     qa: list[dict[str, Any]],

@@ -19,7 +19,7 @@ from typing import Any
 
 from adapters import datasets, memory, rag_eval
 from adapters.base_model import bundled_base, describe
-from adapters.hyperparameters import ABSTAIN_SHARE, DEFAULT_PRESET, GROUNDED_PATIENCE, grounded_epochs, preset
+from adapters.hyperparameters import DEFAULT_PRESET, GROUNDED_PATIENCE, grounded_epochs, preset
 from adapters.job import TrainJob, new_run_id
 from adapters.run_folder import RunFolder
 from store import lineage
@@ -108,9 +108,9 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
     report = datasets.load_file(request.data)
     data = PreparedData(report.examples, {"kind": "file", "path": str(request.data)}, overrides, report.notes())
     if request.grounded:
-        from adapters.grounded import grounded_examples
+        from adapters.grounded import default_abstain_share, grounded_examples
 
-        share = ABSTAIN_SHARE if request.abstain_share is None else request.abstain_share
+        share = default_abstain_share(data.examples) if request.abstain_share is None else request.abstain_share
         data.kb = kb = open_kb(request.grounded)
         data.examples, counts = grounded_examples(
             kb,

@@ -128,6 +128,18 @@ def generate(home: Path, rows: Path, args: argparse.Namespace) -> dict:
     return {**json.loads(done.stdout), "load": [before, load()]}
 
 
+def answerable_rows(rows: Path) -> Path:
+    """A copy of the generated rows without the unanswerable ones, beside them."""
+    kept = [
+        line
+        for line in rows.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("kind") != "unanswerable"
+    ]
+    copy = rows.with_name(rows.stem + ".answerable.jsonl")
+    copy.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return copy
+
+
 def train_and_export(settings, rows: Path, args: argparse.Namespace, state: State) -> dict:
     """Train on the rows (an interrupted run of an earlier invocation resumes from its checkpoint), export."""
     from adapters import catalogue, process, service
@@ -139,6 +151,8 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
     def open_kb(name: str):
         return KnowledgeBase.open(settings, name, create=False)
 
+    if args.answerable_only:  # as if the expert rejected every unanswerable row in review
+        rows = answerable_rows(rows)
     request = service.TrainRequest(
         data=str(rows),
         grounded=KB,
@@ -186,6 +200,7 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         "val_loss": [metrics.get("val_loss_before"), metrics.get("val_loss_after")],
         "learning_rate": hp.learning_rate,
         "abstain_share": job.source.get("abstain_share"),
+        "answerable_only": args.answerable_only,
         "training_s": round(training_s, 1),
         "resumed": resumed,  # training_s then counts this invocation's part only
         "export_s": round(time.monotonic() - started, 1),
@@ -257,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="training base (default: the product's default)")
     parser.add_argument("--preset", default=None, help="training preset (default: the product's default)")
     parser.add_argument("--abstain-share", type=float, help="train --abstain-share (default: the product's)")
+    parser.add_argument("--answerable-only", action="store_true", help="train without the generated unanswerable rows")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     parser.add_argument("--questions", type=int, default=0, help="evaluate on the first N questions (0: all)")
     parser.add_argument("--fresh", action="store_true", help="start over (the fetched corpus is kept)")

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="SHARE",
         help="with --grounded: the share of answered questions also trained without their passage, "
-        f"to refuse (0 to 1; default {ABSTAIN_SHARE:g})",
+        f"to refuse (0 to 1; default {ABSTAIN_SHARE:g}, or 0 when the rows have refusals of their own, "
+        "such as generated unanswerable rows)",
     )
     train.add_argument(
         "--base",

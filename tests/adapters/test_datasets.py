@@ -339,18 +339,21 @@ def test_the_default_training_base_trains_at_its_own_rate_and_smollm2_keeps_1e3(
     assert rate(learning_rate=5e-3) == rate("smollm2-135m", learning_rate=5e-3) == 5e-3
 
 
-def _guide_and_rows(kb, folder, n: int):
-    """Add the guide fixture to ``kb``; a file of ``n`` Q&A rows its bolts passage answers."""
+def _guide_and_rows(kb, folder, n: int, refusals: int = 0):
+    """Add the guide fixture to ``kb``; a file of ``n`` Q&A rows its bolts passage answers, then
+    ``refusals`` rows answered with Chat's abstention reply (as generated unanswerable rows are)."""
     import json
 
+    from assistant.prompting import ABSTAIN_REPLY
     from tests import factories
 
     list(kb.add([factories.make_markdown(folder / "guide.md")]))
     rows = folder / "qa.jsonl"
-    answer = "With four chemical bolts."
-    rows.write_text(
-        "".join(json.dumps({"question": f"How is frame {i} anchored?", "answer": answer}) + "\n" for i in range(n))
-    )
+    answered = [{"question": f"How is frame {i} anchored?", "answer": "With four chemical bolts."} for i in range(n)]
+    refused = [
+        {"question": f"What colour is the Quillon K{i} gearbox?", "answer": ABSTAIN_REPLY} for i in range(refusals)
+    ]
+    rows.write_text("".join(json.dumps(row) + "\n" for row in answered + refused))
     return rows
 
 
@@ -400,3 +403,22 @@ def test_the_share_of_questions_trained_to_refuse_without_their_passage_can_be_c
     for share in (-0.1, 1.5):
         with pytest.raises(DomainsmithError, match="between 0 and 1"):
             prepared(share)
+
+
+def test_rows_with_refusals_of_their_own_are_not_also_trained_to_refuse_without_their_passage(
+    open_kb, settings, tmp_path
+):
+    """The default share is 0 when the rows bring refusals (generated unanswerable rows); an explicit one wins."""
+    from adapters.service import TrainRequest, prepare_data
+
+    kb = open_kb("own")
+    rows = _guide_and_rows(kb, tmp_path, 20, refusals=3)
+
+    def prepared(share):
+        return prepare_data(TrainRequest(data=str(rows), grounded="own", abstain_share=share), lambda n: kb, settings)
+
+    default = prepared(None)
+    assert default.source["abstain_share"] == 0.0
+    assert len(default.examples) == 23 and "20 answers cite their source, 3 abstain" in default.grounding
+    chosen = prepared(0.5)
+    assert chosen.source["abstain_share"] == 0.5 and len(chosen.examples) == 33
