@@ -2,7 +2,7 @@
 
 - ``services.Services``: the shared, lazily built services (settings, knowledge bases, the
   assistant, the fine-tuner, the database for models and chat sessions).
-- ``cli`` (+ ``cli_chat``, ``cli_train``, ``cli_keys``, ``cli_data``): ``python app.py SUBCOMMAND``;
+- ``cli`` (+ ``cli_chat``, ``cli_train``, ``cli_models``, ``cli_keys``, ``cli_data``): ``python app.py SUBCOMMAND``;
   each command parses, calls one facade, prints.
 - ``web`` builds the app from one module per tab (``knowledge_tab``, ``chat_tab``,
   ``finetune_tab`` with its ``datagen_panel``, "Generate from documents", whose background

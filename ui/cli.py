@@ -75,10 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     _kb_option(check)
     check.set_defaults(handler=cmd_kb_check)
 
-    from ui import cli_chat, cli_data, cli_keys, cli_train
+    from ui import cli_chat, cli_data, cli_keys, cli_models, cli_train
 
     cli_chat.register(sub)  # ask, eval rag
-    cli_train.register(sub)  # train, runs, export, models
+    cli_train.register(sub)  # train
+    cli_models.register(sub)  # runs, export, models
     cli_keys.register(sub)  # keys create, list, revoke
     cli_data.register(sub)  # data generate, data reword
     return parser
