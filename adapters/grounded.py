@@ -11,6 +11,10 @@ may paraphrase its passage), otherwise the source whose text covers most of the 
 - not found, or for a seeded share (``abstain_share``, exactly) of the found ones with that passage
   taken out of the sources: the target is Chat's ``ABSTAIN_REPLY``, so the model learns to refuse
   when the sources are silent.
+
+Sources come in Chat's rank order, or, with ``shuffle_sources``, in a seeded random order per
+example: questions written from a passage retrieve it first two times in three, and a model trained
+on that order learns that the answer is in ``[1]``.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def grounded_examples(
     threshold: float,
     abstain_share: float = ABSTAIN_SHARE,
     seed: int = 0,
+    shuffle_sources: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Chat-format examples for ``qa`` (chat examples: a user question and an assistant answer).
 
@@ -90,14 +95,21 @@ def grounded_examples(
         return {**out, "generated": True} if example.get("generated") else out
 
     for i, (example, question, answer, hits, best) in enumerate(planned):
+        shown = _ordered(hits, random.Random(f"{seed}:{i}")) if shuffle_sources else list(hits)
         if best is None:
-            out.append(render(example, question, hits, ABSTAIN_REPLY))
+            out.append(render(example, question, shown, ABSTAIN_REPLY))
             counts["abstain_no_source"] += 1
             continue
-        out.append(render(example, question, hits, f"{answer.rstrip()} [{best + 1}]"))
+        out.append(render(example, question, shown, f"{answer.rstrip()} [{shown.index(hits[best]) + 1}]"))
         counts["cited"] += 1
-        others = [h for j, h in enumerate(hits) if j != best and keyword_recall(h.text, answer) < ANSWER_COVERAGE]
+        others = [h for h in shown if h is not hits[best] and keyword_recall(h.text, answer) < ANSWER_COVERAGE]
         if i in removed and others:
             out.append(render(example, question, others, ABSTAIN_REPLY))
             counts["abstain_removed"] += 1
     return out, counts
+
+
+def _ordered(hits: Sequence[Any], rng: random.Random) -> list[Any]:
+    shown = list(hits)
+    rng.shuffle(shown)
+    return shown

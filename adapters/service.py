@@ -46,6 +46,8 @@ class TrainRequest:
     eval_data: str | None = None  # a Q&A file asked before and after training, never trained on
     # With ``grounded``: the share of cited rows also rendered without their passage (None: the default).
     abstain_share: float | None = None
+    # With ``grounded``: sources in a seeded random order per example instead of Chat's rank order.
+    shuffle_sources: bool = False
 
 
 @dataclass
@@ -119,8 +121,14 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
             threshold=settings.relevance_threshold,
             abstain_share=share,
             seed=request.seed,
+            shuffle_sources=request.shuffle_sources,
         )
-        data.source = {**data.source, "grounded": kb.name, "abstain_share": share}
+        data.source = {
+            **data.source,
+            "grounded": kb.name,
+            "abstain_share": share,
+            "shuffle_sources": request.shuffle_sources,
+        }
         data.grounding = (
             f"grounded in {kb.name}: {counts['cited']} answers cite their source, "
             f"{counts['abstain_no_source'] + counts['abstain_removed']} abstain"

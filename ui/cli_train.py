@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "such as generated unanswerable rows)",
     )
     train.add_argument(
+        "--shuffle-sources",
+        action="store_true",
+        help="with --grounded: offer each example's sources in a random order (seeded), not Chat's "
+        "rank order, so the answer is not learned to sit in the first source",
+    )
+    train.add_argument(
         "--base",
         metavar="MODEL",
         help="a bundled model (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m), "
@@ -91,6 +97,8 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         raise DomainsmithError("--grounded needs --data (the Q&A to join with the knowledge base)")
     if args.abstain_share is not None and not args.grounded:
         raise DomainsmithError("--abstain-share needs --grounded (it shapes the grounded examples)")
+    if args.shuffle_sources and not args.grounded:
+        raise DomainsmithError("--shuffle-sources needs --grounded (it shapes the grounded examples)")
     overrides = {s.name: getattr(args, s.name) for s in training_settings() if s.spec.flag and not s.of_job}
     request = service.TrainRequest(
         data=args.data,
@@ -104,6 +112,7 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         overrides=overrides,
         eval_data=args.eval_data,
         abstain_share=args.abstain_share,
+        shuffle_sources=args.shuffle_sources,
     )
 
     def say_notes(data: service.PreparedData) -> None:

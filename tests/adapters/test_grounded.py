@@ -176,3 +176,37 @@ def test_rows_with_refusals_of_their_own_are_not_also_trained_to_refuse_without_
     assert len(default.examples) == 23 and "20 answers cite their source, 3 abstain" in default.grounding
     chosen = prepared(0.5)
     assert chosen.source["abstain_share"] == 0.5 and len(chosen.examples) == 33
+
+
+def test_shuffled_sources_move_the_cited_passage_and_the_citation_follows_it(open_kb, settings, tmp_path):
+    """``train --shuffle-sources``: the same five sources per example, in a seeded order; each answer
+    cites the number its passage has there, so the answer is not always learned to sit in [1]."""
+    import re
+
+    from adapters.service import TrainRequest, prepare_data
+
+    kb = open_kb("shuffled")
+    rows = _guide_and_rows(kb, tmp_path, 30)
+
+    def prepared(shuffle: bool, seed: int = 0):
+        request = TrainRequest(
+            data=str(rows), grounded="shuffled", abstain_share=0.0, shuffle_sources=shuffle, seed=seed
+        )
+        return prepare_data(request, lambda n: kb, settings)
+
+    def cited(example) -> tuple[int, str, list[str]]:
+        user, answer = example["messages"][1]["content"], example["messages"][-1]["content"]
+        n = int(re.search(r"\[(\d+)\]$", answer).group(1))
+        blocks = [re.sub(r"^\[\d+\] ", "", b) for b in re.findall(r'<source n="\d+">\n(.*?)</source>', user, re.S)]
+        return n, blocks[n - 1], sorted(blocks)
+
+    ranked, shuffled = prepared(False), prepared(True)
+    assert shuffled.source["shuffle_sources"] is True and ranked.source["shuffle_sources"] is False
+    ranked_cites = [cited(e) for e in ranked.examples]
+    shuffled_cites = [cited(e) for e in shuffled.examples]
+    assert {n for n, _, _ in ranked_cites} == {1}  # every row retrieves its passage first
+    assert len({n for n, _, _ in shuffled_cites}) >= 3  # spread over the positions
+    for (_, passage, blocks), (_, moved, same_blocks) in zip(ranked_cites, shuffled_cites, strict=True):
+        assert moved == passage and same_blocks == blocks  # the cited passage is the same, among the same sources
+        assert "chemical bolts" in moved
+    assert [cited(e) for e in prepared(True).examples] == shuffled_cites  # seeded

@@ -70,9 +70,15 @@ def test_validate_checks_the_declared_bounds():
     assert preset("quick", lora_dropout=0.0, learning_rate=0.999).learning_rate == 0.999
 
 
-def test_the_abstain_share_flag_goes_with_grounded_training_only(tmp_path, capsys):
-    """``train --abstain-share``: a grounded run's share of cited rows also trained without their passage."""
+def test_the_abstain_share_and_source_order_flags_go_with_grounded_training_only(tmp_path, capsys):
+    """``train --abstain-share``: a grounded run's share of cited rows also trained without their passage;
+    ``--shuffle-sources``: its sources in a random order."""
     from app import main
+
+    args = build_parser().parse_args(["train", "--data", "qa.jsonl", "--grounded", "kb", "--shuffle-sources"])
+    assert args.shuffle_sources and not build_parser().parse_args(["train", "--data", "qa.jsonl"]).shuffle_sources
+    code = main(["--home", str(tmp_path / "home"), "train", "--data", "qa.jsonl", "--shuffle-sources"])
+    assert code != 0 and "--shuffle-sources needs --grounded" in capsys.readouterr().err
 
     args = build_parser().parse_args(["train", "--data", "qa.jsonl", "--grounded", "kb", "--abstain-share", "0"])
     assert args.abstain_share == 0.0
