@@ -95,7 +95,7 @@ def grounded_examples(
         return {**out, "generated": True} if example.get("generated") else out
 
     for i, (example, question, answer, hits, best) in enumerate(planned):
-        shown = _ordered(hits, random.Random(f"{seed}:{i}")) if shuffle_sources else list(hits)
+        shown = random.Random(f"{seed}:{i}").sample(hits, len(hits)) if shuffle_sources else list(hits)
         if best is None:
             out.append(render(example, question, shown, ABSTAIN_REPLY))
             counts["abstain_no_source"] += 1
@@ -107,9 +107,3 @@ def grounded_examples(
             out.append(render(example, question, others, ABSTAIN_REPLY))
             counts["abstain_removed"] += 1
     return out, counts
-
-
-def _ordered(hits: Sequence[Any], rng: random.Random) -> list[Any]:
-    shown = list(hits)
-    rng.shuffle(shown)
-    return shown
