@@ -113,6 +113,8 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
             chunk = _source_chunk(obj)
             if chunk:
                 example["source_chunk"] = chunk  # the passage it was written from (``adapters.grounded``)
+            if obj.get("kind") == "unanswerable":
+                example["unanswerable"] = True  # answered with the abstention reply (``adapters.service``)
         rows.append((number, example))
     if reviewed and not accepted:
         raise InvalidTrainingData(

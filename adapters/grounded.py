@@ -44,13 +44,16 @@ def answer_source(
 
 
 def default_abstain_share(qa: list[dict[str, Any]]) -> float:
-    """``ABSTAIN_SHARE``, or 0 when the rows bring refusals of their own (generated unanswerable rows, or
-    an expert's "not in the documents" answers): then no answerable question is also trained to refuse
-    without its passage (bench/README.md, "Documents-only loop")."""
+    """``ABSTAIN_SHARE`` for an expert's own Q&A, or 0: for rows generated from the documents
+    (``data generate``), and for rows that bring refusals of their own (an expert's "not in the
+    documents" answers). Then no answerable question is also trained to refuse without its passage:
+    on generated rows that made a 0.5B model refuse questions the documents answer (bench/README.md,
+    "Documents-only loop")."""
     from assistant.reply_check import is_abstention
 
     own = any(e["kind"] == "chat" and is_abstention(e["messages"][-1]["content"]) for e in qa)
-    return 0.0 if own else ABSTAIN_SHARE
+    generated = any(e["kind"] == "chat" and e.get("generated") for e in qa)
+    return 0.0 if own or generated else ABSTAIN_SHARE
 
 
 def grounded_examples(

@@ -50,8 +50,8 @@ MIN_GROUNDED_EPOCHS = 2
 # the best epoch (``patience``); an explicit patience wins.
 GROUNDED_PATIENCE = 1
 # Grounded rendering (``adapters.grounded``): the share of the cited questions also rendered
-# without their passage, trained to refuse (``train --abstain-share``), for rows with no refusals of
-# their own; rows that have some (generated unanswerable rows) get 0 (``default_abstain_share``).
+# without their passage, trained to refuse (``train --abstain-share``), for an expert's rows with no
+# refusals of their own; generated rows and rows with refusals get 0 (``default_abstain_share``).
 # bench/loop.py's Debian Policy runs (2026-12-02), 98 generated rows with 20 unanswerable ones: 0.25
 # made a third of the examples refusals and the adapted 0.5B refused 21 of 49 answerable questions
 # (the base 8); 0 refused 15, and on the held-out generated questions the adapted model's keyword

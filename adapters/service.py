@@ -48,6 +48,13 @@ class TrainRequest:
     abstain_share: float | None = None
     # With ``grounded``: sources in a seeded random order per example instead of Chat's rank order.
     shuffle_sources: bool = False
+    # Generated unanswerable rows (``data generate``) are not trained unless this is set: on
+    # bench/loop.py's Debian Policy runs (2026-12-02) every training set with refusals in it made the
+    # 0.5B refuse questions the documents answer (15-21 of 49, the base 8), and the same rows without
+    # them met the loop's goals (abstention F1 0.48 -> 0.70, citation support 0.25 -> 0.43: Chat's
+    # relevance gate and reply check do the refusing). Held back, they are asked before and after
+    # training with retrieval on, so the run still shows how each model abstains.
+    train_unanswerable: bool = False
 
 
 @dataclass
@@ -61,6 +68,9 @@ class PreparedData:
     grounding: str | None = None  # how the grounded examples came out
     kb: Any | None = None  # the knowledge base the data comes from or is grounded in, as opened
     eval_examples: list[dict[str, Any]] = field(default_factory=list)  # the evaluation file's, rendered alike
+    # Generated unanswerable rows not trained (``train_unanswerable`` off), rendered alike: asked
+    # before and after training with the held-out questions, outside the validation loss.
+    held_back: list[dict[str, Any]] = field(default_factory=list)
 
     def notes(self, file_label: str) -> list[str]:
         """All notes as lines, the file's prefixed with ``file_label``."""
@@ -109,6 +119,15 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
         return PreparedData(datasets.examples_from_kb(kb), {"kind": "kb", "name": kb.name}, overrides, kb=kb)
     report = datasets.load_file(request.data)
     data = PreparedData(report.examples, {"kind": "file", "path": str(request.data)}, overrides, report.notes())
+    held_back = [] if request.train_unanswerable else [e for e in data.examples if e.get("unanswerable")]
+    if held_back:
+        data.examples = [e for e in data.examples if not e.get("unanswerable")]
+        data.source["unanswerable_held_back"] = len(held_back)
+        data.data_notes.append(
+            f"{len(held_back)} generated unanswerable rows not trained"
+            + (": asked before and after training with retrieval on" if request.grounded else "")
+            + " (--train-unanswerable trains them)"
+        )
     if request.grounded:
         from adapters.grounded import default_abstain_share, grounded_examples
 
@@ -123,6 +142,10 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
             seed=request.seed,
             shuffle_sources=request.shuffle_sources,
         )
+        if held_back:
+            data.held_back, _ = grounded_examples(
+                kb, held_back, k=settings.retrieval_k, threshold=settings.relevance_threshold, abstain_share=0.0
+            )
         data.source = {
             **data.source,
             "grounded": kb.name,
@@ -157,6 +180,7 @@ def prepare_run(
     available_memory: int | None = None,
     kb: Any | None = None,
     eval_file_examples: list[dict[str, Any]] | None = None,
+    held_back: list[dict[str, Any]] | None = None,
     **job_fields: Any,
 ) -> TrainJob:
     """Validate and write a new run folder; returns its job (not started yet). The validation set is
@@ -168,7 +192,8 @@ def prepare_run(
     with retrieval on (``adapters.rag_eval``); ``kb`` is that knowledge base when the caller has it
     open (otherwise it is opened here). The job records the data's lineage (``store.lineage``): that
     knowledge base's documents and those the examples' ``provenance`` names (a ``lineage`` job field
-    given by the caller is kept as given). Raises ``InvalidTrainingData``, ``ModelNotFound``,
+    given by the caller is kept as given). ``held_back`` (rows never trained, outside the validation
+    loss) joins the held-out questions of that evaluation. Raises ``InvalidTrainingData``, ``ModelNotFound``,
     ``InsufficientMemory``, ``ConfigError`` or ``KnowledgeBaseError`` before anything is written.
     """
     recorded = job_fields.pop("lineage", None)
@@ -211,7 +236,8 @@ def prepare_run(
     )
     with _knowledge_base(settings, _rag_kb_name(source), kb) as used:
         job.lineage = recorded or _lineage(source, examples, used) or {}
-        rag_rows = _rag_questions(settings, job, train_set, val_set, used)
+        asked = val_set + [{**e, "set": "held_out"} for e in held_back or []]
+        rag_rows = _rag_questions(settings, job, train_set, asked, used)
     folder = RunFolder.in_home(settings.home, job.run_id)
     folder.path.mkdir(parents=True)
     datasets.save_examples(folder.train, train_set)
@@ -244,6 +270,7 @@ def prepare(
         overrides=data.overrides,
         kb=data.kb,
         eval_file_examples=data.eval_examples,
+        held_back=data.held_back,
     )
     return job, data
 

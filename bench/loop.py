@@ -161,6 +161,7 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         overrides=overrides(args.set),
         abstain_share=args.abstain_share,
         shuffle_sources=args.shuffle_sources,
+        train_unanswerable=args.train_unanswerable,
     )
     job, data = service.prepare(settings, request, open_kb)
     finished = resumed = False
@@ -203,6 +204,7 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         "abstain_share": job.source.get("abstain_share"),
         "answerable_only": args.answerable_only,
         "shuffle_sources": args.shuffle_sources,
+        "train_unanswerable": args.train_unanswerable,
         "training_s": round(training_s, 1),
         "resumed": resumed,  # training_s then counts this invocation's part only
         "export_s": round(time.monotonic() - started, 1),
@@ -274,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="training base (default: the product's default)")
     parser.add_argument("--preset", default=None, help="training preset (default: the product's default)")
     parser.add_argument("--abstain-share", type=float, help="train --abstain-share (default: the product's)")
-    parser.add_argument("--answerable-only", action="store_true", help="train without the generated unanswerable rows")
+    parser.add_argument(
+        "--answerable-only",
+        action="store_true",
+        help="train on a copy of the rows without the unanswerable ones (as if rejected in review)",
+    )
     parser.add_argument("--shuffle-sources", action="store_true", help="train --shuffle-sources")
+    parser.add_argument("--train-unanswerable", action="store_true", help="train --train-unanswerable")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     parser.add_argument("--questions", type=int, default=0, help="evaluate on the first N questions (0: all)")
     parser.add_argument("--fresh", action="store_true", help="start over (the fetched corpus is kept)")

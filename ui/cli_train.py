@@ -40,8 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="SHARE",
         help="with --grounded: the share of answered questions also trained without their passage, "
-        f"to refuse (0 to 1; default {ABSTAIN_SHARE:g}, or 0 when the rows have refusals of their own, "
-        "such as generated unanswerable rows)",
+        f"to refuse (0 to 1; default {ABSTAIN_SHARE:g}, or 0 for rows generated from the documents "
+        "and rows with refusals of their own)",
+    )
+    train.add_argument(
+        "--train-unanswerable",
+        action="store_true",
+        help="train the generated unanswerable rows to the abstention reply (by default they are not "
+        "trained, only asked before and after: trained, they made the 0.5B refuse answerable questions)",
     )
     train.add_argument(
         "--shuffle-sources",
@@ -113,6 +119,7 @@ def cmd_train(services: Services, args: argparse.Namespace) -> int:
         eval_data=args.eval_data,
         abstain_share=args.abstain_share,
         shuffle_sources=args.shuffle_sources,
+        train_unanswerable=args.train_unanswerable,
     )
 
     def say_notes(data: service.PreparedData) -> None:

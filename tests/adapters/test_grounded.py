@@ -210,3 +210,47 @@ def test_shuffled_sources_move_the_cited_passage_and_the_citation_follows_it(ope
         assert moved == passage and same_blocks == blocks  # the cited passage is the same, among the same sources
         assert "chemical bolts" in moved
     assert [cited(e) for e in prepared(True).examples] == shuffled_cites  # seeded
+
+
+def test_generated_unanswerable_rows_are_asked_before_and_after_and_trained_only_on_request(
+    open_kb, settings, tmp_path, monkeypatch
+):
+    """Trained, the generated unanswerable rows made the 0.5B refuse answerable questions (bench/loop.py):
+    by default they stay out of the training and validation sets and are asked before and after
+    training with retrieval on, as unanswerable questions; ``train_unanswerable`` trains them to
+    Chat's abstention reply."""
+    from dataclasses import replace
+
+    from adapters import catalogue, datasets, rag_eval, service
+    from adapters.datagen_review import row_key, set_review
+    from assistant.prompting import ABSTAIN_REPLY
+    from tests.adapters.test_datagen_review import write_generated
+    from tests.adapters.test_lineage import TINY_BASE
+    from tests.adapters.test_rag_eval import write_manuals
+
+    kb = open_kb("machines")
+    list(kb.add(write_manuals(tmp_path / "manuals")))
+    out = tmp_path / "generated.jsonl"
+    rows = write_generated(kb, out, answerable=12, unanswerable=3)
+    set_review(out, [row_key(r) for r in rows], "accepted")
+    unanswerable = {r["question"] for r in rows if r["kind"] == "unanswerable"}
+    monkeypatch.setattr(service, "describe", lambda base, s: replace(TINY_BASE, path=tmp_path / "base.gguf"))
+
+    def prepared(**options):
+        request = service.TrainRequest(data=str(out), grounded="machines", base=str(tmp_path / "base.gguf"), **options)
+        job, data = service.prepare(settings, request, lambda name: kb)
+        folder = catalogue.run_dir(settings, job.run_id)
+        examples = datasets.read_examples(folder.train) + datasets.read_examples(folder.val)
+        return data, examples, {row["question"]: row for row in rag_eval.load(folder.rag_eval)}
+
+    data, examples, asked = prepared()
+    assert len(examples) == 12 and not {datasets.question_of(e) for e in examples} & unanswerable
+    assert all(e["messages"][-1]["content"] != ABSTAIN_REPLY for e in examples)  # no refusal of any kind
+    assert data.source["unanswerable_held_back"] == 3 and data.source["abstain_share"] == 0.0
+    assert any("3 generated unanswerable rows not trained: asked before and after" in n for n in data.data_notes)
+    assert unanswerable <= set(asked) and all(asked[q]["unanswerable"] for q in unanswerable)
+
+    data, examples, asked = prepared(train_unanswerable=True)
+    refusals = {datasets.question_of(e) for e in examples if e["messages"][-1]["content"] == ABSTAIN_REPLY}
+    assert len(examples) == 15 and refusals == unanswerable
+    assert "unanswerable_held_back" not in data.source

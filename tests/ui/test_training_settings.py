@@ -85,3 +85,9 @@ def test_the_abstain_share_and_source_order_flags_go_with_grounded_training_only
     assert build_parser().parse_args(["train", "--data", "qa.jsonl"]).abstain_share is None  # the default share
     code = main(["--home", str(tmp_path / "home"), "train", "--data", "qa.jsonl", "--abstain-share", "0.5"])
     assert code != 0 and "--abstain-share needs --grounded" in capsys.readouterr().err
+
+
+def test_generated_unanswerable_rows_train_only_with_the_flag():
+    """``train --train-unanswerable`` (off by default; the service's test trains and holds them back)."""
+    assert build_parser().parse_args(["train", "--data", "rows.jsonl", "--train-unanswerable"]).train_unanswerable
+    assert not build_parser().parse_args(["train", "--data", "rows.jsonl"]).train_unanswerable
