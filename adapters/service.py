@@ -124,7 +124,7 @@ def _training_data(request: TrainRequest, open_kb: OpenKB, settings: Settings) -
         data.examples = [e for e in data.examples if not e.get("unanswerable")]
         data.source["unanswerable_held_back"] = len(held_back)
         data.data_notes.append(
-            f"{len(held_back)} generated unanswerable rows not trained"
+            f"{len(held_back)} generated unanswerable row{'s' if len(held_back) > 1 else ''} not trained"
             + (": asked before and after training with retrieval on" if request.grounded else "")
             + " (--train-unanswerable trains them)"
         )

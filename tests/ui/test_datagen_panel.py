@@ -117,6 +117,7 @@ def test_only_generated_files_in_the_datasets_folder_are_accepted(services, gene
 def test_train_on_accepted_rows_refuses_none_then_prepares_a_run_of_the_accepted_only(
     services, generated, tiny_llama, monkeypatch
 ):
+    from adapters import rag_eval
     from adapters.run_folder import RunFolder
     from ui import finetune_tab
 
@@ -136,8 +137,11 @@ def test_train_on_accepted_rows_refuses_none_then_prepares_a_run_of_the_accepted
     assert started == [run_id] and f"**Run {run_id}** started" in text and "grounded in machines" in text
     folder = RunFolder.in_home(services.settings.home, run_id)
     trained = [json.loads(line) for f in (folder.train, folder.val) for line in f.read_text().splitlines()]
-    accepted = {rows[i]["question"] for i in [*range(11), 12]}
-    assert {e["question"] for e in trained} == accepted, "only the accepted rows, every one of them"
+    accepted = {rows[i]["question"] for i in range(11)}
+    assert {e["question"] for e in trained} == accepted, "only the accepted answerable rows, every one of them"
+    asked = {row["question"]: row for row in rag_eval.load(folder.rag_eval)}
+    assert asked[rows[12]["question"]]["unanswerable"], "the accepted unanswerable row: asked before and after"
+    assert "1 generated unanswerable row not trained" in text
     job = json.loads((folder.path / "job.json").read_text())
     assert job["source"]["grounded"] == "machines" and job["lineage"]["kb"] == "machines"
 
