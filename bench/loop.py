@@ -128,18 +128,6 @@ def generate(home: Path, rows: Path, args: argparse.Namespace) -> dict:
     return {**json.loads(done.stdout), "load": [before, load()]}
 
 
-def answerable_rows(rows: Path) -> Path:
-    """A copy of the generated rows without the unanswerable ones, beside them."""
-    kept = [
-        line
-        for line in rows.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line).get("kind") != "unanswerable"
-    ]
-    copy = rows.with_name(rows.stem + ".answerable.jsonl")
-    copy.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    return copy
-
-
 def train_and_export(settings, rows: Path, args: argparse.Namespace, state: State) -> dict:
     """Train on the rows (an interrupted run of an earlier invocation resumes from its checkpoint), export."""
     from adapters import catalogue, process, service
@@ -151,8 +139,6 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
     def open_kb(name: str):
         return KnowledgeBase.open(settings, name, create=False)
 
-    if args.answerable_only:  # as if the expert rejected every unanswerable row in review
-        rows = answerable_rows(rows)
     request = service.TrainRequest(
         data=str(rows),
         grounded=KB,
@@ -202,7 +188,6 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
         "val_loss": [metrics.get("val_loss_before"), metrics.get("val_loss_after")],
         "learning_rate": hp.learning_rate,
         "abstain_share": job.source.get("abstain_share"),
-        "answerable_only": args.answerable_only,
         "shuffle_sources": args.shuffle_sources,
         "train_unanswerable": args.train_unanswerable,
         "training_s": round(training_s, 1),
@@ -276,11 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="training base (default: the product's default)")
     parser.add_argument("--preset", default=None, help="training preset (default: the product's default)")
     parser.add_argument("--abstain-share", type=float, help="train --abstain-share (default: the product's)")
-    parser.add_argument(
-        "--answerable-only",
-        action="store_true",
-        help="train on a copy of the rows without the unanswerable ones (as if rejected in review)",
-    )
     parser.add_argument("--shuffle-sources", action="store_true", help="train --shuffle-sources")
     parser.add_argument("--train-unanswerable", action="store_true", help="train --train-unanswerable")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
