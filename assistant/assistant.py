@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from assistant.events import Answer, AnswerEvent, Done, Notice, Source, Token, W
 from assistant.focus import focus
 from assistant.llm import LlamaRuntime, LoadedModel
 from assistant.remote_llm import RemoteModel, RemoteRuntime, is_remote
-from assistant.reply_check import check_reply
+from assistant.reply_check import after_second_look, check_reply, second_look_due
 from assistant.retrieval import Retrieval, retrieve, sources_from
 from store import indexing, model_catalogue
 from store.errors import DomainsmithError, KnowledgeBaseError, ModelNotFound
@@ -182,7 +182,14 @@ class Assistant:
             return
         messages = prompting.build_messages(question, sources, kept_history, **prompting.style(prompt_style(loaded)))
         yield from self._generate(
-            question, messages, sources, loaded, started, grounded=True, unknown=retrieval.unknown_names
+            question,
+            messages,
+            sources,
+            loaded,
+            started,
+            grounded=True,
+            unknown=retrieval.unknown_names,
+            relevance=retrieval.relevance,
         )
 
     def compare(
@@ -275,6 +282,7 @@ class Assistant:
         started: float,
         grounded: bool,
         unknown: Sequence[str] = (),
+        relevance: float = 0.0,
     ) -> Iterator[AnswerEvent]:
         pieces: list[str] = []
         first = None
@@ -288,14 +296,46 @@ class Assistant:
             pieces.append(piece)
             yield Token(piece)
         reply = "".join(pieces).strip()
-        seconds = time.monotonic() - started
         if not grounded:
+            seconds = time.monotonic() - started
             yield Done(Answer(reply, False, [], [], model=model, seconds=seconds, first_token_seconds=first))
             return
         answer = check_reply(reply, question, sources, self.embedder, self.settings.support_threshold, unknown=unknown)
+        if second_look_due(reply, relevance, self.settings.second_look_relevance) and self._can_continue(loaded):
+            yield Notice(
+                f"The model found no answer, though a passage scored {relevance:.2f} for relevance: "
+                "asking it once more to answer from the sources."
+            )
+            yield Token("\n\n")
+            second = yield from self._second_look(messages, loaded, max_tokens)
+            checked = check_reply(
+                second, question, sources, self.embedder, self.settings.support_threshold, unknown=unknown
+            )
+            answer = after_second_look(answer, checked)
         if answer.extractive:
             yield Notice("The model's reply did not answer from the sources; quoting the passage that does.")
+        seconds = time.monotonic() - started
         yield Done(replace(answer, model=model, seconds=seconds, first_token_seconds=first))
+
+    def _can_continue(self, loaded: LoadedModel | RemoteModel) -> bool:
+        """A second look needs the reply begun for the model: llama.cpp here, with the GGUF's own template."""
+        return isinstance(loaded, LoadedModel) and self.runtime.can_continue(loaded)
+
+    def _second_look(self, messages: list[dict], loaded: LoadedModel, max_tokens: int) -> Generator[Token, None, str]:
+        """Ask again with the assistant's turn begun as an answer (``prompting.SECOND_LOOK_PREFIX``).
+
+        The messages are the same, so llama.cpp reuses their evaluated state: only the prefix and the
+        new reply cost time. Yields the tokens (the prefix first); returns the whole reply.
+        """
+        prefix = prompting.SECOND_LOOK_PREFIX
+        yield Token(prefix)
+        pieces = [prefix]
+        for piece in self.runtime.stream_chat(
+            messages, max_tokens=max_tokens, temperature=self.settings.temperature, model=loaded, prefix=prefix
+        ):
+            pieces.append(piece)
+            yield Token(piece)
+        return "".join(pieces).strip()
 
     def _abstain(self, retrieval: Retrieval, model: str, started: float, reason: str) -> Iterator[AnswerEvent]:
         yield Token(ABSTAIN_REPLY)

@@ -28,6 +28,8 @@ from store.workload import PROCESS, Workload
 log = logging.getLogger(__name__)
 
 _GGUF_MAGIC = b"GGUF"
+# llama-cpp-python's name for the chat template a GGUF carries in its metadata.
+GGUF_TEMPLATE = "chat_template.default"
 
 
 def check_gguf(path: Path) -> Path:
@@ -147,33 +149,75 @@ class LlamaRuntime:
         temperature: float = 0.0,
         seed: int = 0,
         model: LoadedModel | None = None,
+        prefix: str = "",
     ) -> Iterator[str]:
         """Yield the assistant's reply piece by piece (the lock is held until it ends).
 
         ``model`` makes sure that model answers even when another request switched models between
-        this caller's ``load`` and now (two chats with different models on one runtime).
+        this caller's ``load`` and now (two chats with different models on one runtime). ``prefix``
+        begins the assistant's turn (the model goes on from it; it is not yielded): the prompt is
+        the chat template's, token for token, so the evaluated messages are reused and only the
+        prefix and the reply cost time (``can_continue`` says whether the loaded model allows it).
         """
         with self._lock:
             if model is not None:
                 self.load(model.path, model.name)
             llama = self._require()
             self._set_threads(llama, force=True)
-            stream = llama.create_chat_completion(
-                messages=list(messages),
-                stream=True,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                top_k=1 if temperature == 0 else 40,
-                seed=seed,
-                repeat_penalty=1.1,
-            )
+            sampling = {
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "top_k": 1 if temperature == 0 else 40,
+                "seed": seed,
+                "repeat_penalty": 1.1,
+            }
+            if prefix:
+                tokens, stop = self._continuation(llama, messages, prefix)
+                stream = llama.create_completion(tokens, stream=True, stop=stop, **sampling)
+            else:
+                stream = llama.create_chat_completion(messages=list(messages), stream=True, **sampling)
             # On auto, jobs of this process see the answer and leave it a core (store.workload).
             with self.workload.answering() if self.requested_threads <= 0 else contextlib.nullcontext():
                 for chunk in stream:
                     self._set_threads(llama)  # a job started or ended mid-answer: the next token follows
-                    piece = chunk["choices"][0]["delta"].get("content")
+                    choice = chunk["choices"][0]
+                    piece = choice["text"] if prefix else choice["delta"].get("content")
                     if piece:
                         yield piece
+
+    def can_continue(self, model: LoadedModel | None = None) -> bool:
+        """True when ``stream_chat(prefix=...)`` works for the loaded model (its GGUF has a chat template)."""
+        with self._lock:
+            if model is not None:
+                self.load(model.path, model.name)
+            llama = self._require()
+            return getattr(llama, "chat_format", None) == GGUF_TEMPLATE and bool(
+                (llama.metadata or {}).get("tokenizer.chat_template")
+            )
+
+    def _continuation(self, llama, messages: Sequence[dict], prefix: str) -> tuple[list[int], list[str]]:
+        """The prompt's tokens with the assistant's turn begun by ``prefix``, and the stop strings.
+
+        Formatted exactly as ``create_chat_completion`` formats a GGUF's own template (same
+        formatter, same tokenisation), so the tokens before the prefix match the cached ones.
+        """
+        if not self.can_continue():
+            raise ModelNotFound(f"{self._loaded.name if self._loaded else 'the model'} cannot continue a reply")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos = llama.token_eos()
+        bos = llama.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=llama.metadata["tokenizer.chat_template"],
+            eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+        result = formatter(messages=list(messages))
+        tokens = llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        tokens += llama.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)
+        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return tokens, stop
 
     def _set_threads(self, llama, force: bool = False) -> None:
         """Give llama.cpp's generation the threads the free cores allow now; prompt eval keeps every core.

@@ -38,6 +38,10 @@ SYSTEM_PROMPT = (
 # Repeated after the question: small models follow the last instruction they read best.
 ANSWER_RULE = "Answer in one to three sentences, citing the sources like [1]."
 
+# How the assistant's turn begins when the model is asked a second time, after it refused a question
+# whose passages scored high (Settings.second_look_relevance; assistant.reply_check.second_look_due).
+SECOND_LOOK_PREFIX = "According to the sources,"
+
 # The earlier prompt, kept for the bundled SmolLM2-135M (its catalogue entry says so): with the
 # prompt above the 135M model answers the test fixtures' questions with the abstention reply, and on
 # the eval set it scores the same with either (keyword accuracy 0.16-0.19).

@@ -6,7 +6,10 @@ milliseconds. So ``collect`` runs Chat's own steps for each question (retrieval,
 the prompt, greedy generation through ``LlamaRuntime``) with the gate open, and records the raw
 reply, the sources offered, the gate's score and the timings; ``score`` then applies the policy with
 any thresholds, exactly as ``Assistant.ask`` would (``check_reply`` on the same reply and sources).
-Records are cached per (model, prompt, question) under ``bench/.cache/answers/``.
+Where the reply is a refusal, the second look Chat may take is recorded too (the same messages,
+the reply begun with ``prompting.SECOND_LOOK_PREFIX``), so ``second_look_relevance`` can be
+re-scored offline as well. Records are cached per (model, prompt, question) under
+``bench/.cache/answers/``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from assistant import prompting
 from assistant.assistant import prompt_style
 from assistant.evaluation import QAItem, Tally, answer_metrics
 from assistant.events import Answer, Source
-from assistant.reply_check import check_reply
+from assistant.reply_check import after_second_look, check_reply, refuses, second_look_due
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "answers"
 
@@ -67,7 +70,14 @@ def collect(
     for number, item in enumerate(items, start=1):
         path = folder / f"{item.id}.json" if folder else None
         if path and path.exists():
-            records.append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
+            if _second_look_missing(record):
+                sources = [Source(**s) for s in record["sources"]]
+                messages = prompting.build_messages(item.question, sources, [], system_prompt, answer_rule)
+                record["second_look"] = _second_look(assistant.runtime, messages, loaded, max_tokens)
+                path.write_text(json.dumps(record, indent=1))
+                log(f"  [{number}/{len(items)}] {item.id}: asked once more after its refusal")
+            records.append(record)
             continue
         started = time.perf_counter()
         retrieval = assistant.retrieve(knowledge_base, item.question)
@@ -93,6 +103,8 @@ def collect(
             "tokens_per_s": round((len(pieces) - 1) / (last - first), 2) if len(pieces) > 1 else None,
             "threads": assistant.runtime.last_threads,
         }
+        if _second_look_missing(record):
+            record["second_look"] = _second_look(assistant.runtime, messages, loaded, max_tokens)
         if path:
             path.write_text(json.dumps(record, indent=1))
         records.append(record)
@@ -100,23 +112,52 @@ def collect(
     return records
 
 
-def answer_of(record: dict, item: QAItem, embedder, gate: float, support: float) -> Answer:
-    """What Chat shows for this record under the given thresholds."""
+def _second_look_missing(record: dict) -> bool:
+    look = record.get("second_look")
+    return refuses(record["raw"]) and (look is None or look["prefix"] != prompting.SECOND_LOOK_PREFIX)
+
+
+def _second_look(runtime, messages: list[dict], loaded, max_tokens: int) -> dict:
+    """The reply Chat's second look gets: the same messages, the assistant's turn begun with the prefix."""
+    prefix = prompting.SECOND_LOOK_PREFIX
+    started = time.perf_counter()
+    pieces = list(runtime.stream_chat(messages, max_tokens=max_tokens, temperature=0.0, model=loaded, prefix=prefix))
+    return {
+        "prefix": prefix,
+        "reply": (prefix + "".join(pieces)).strip(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def answer_of(record: dict, item: QAItem, embedder, gate: float, support: float, second_look: float = 0.0) -> Answer:
+    """What Chat shows for this record under the given thresholds (``second_look``: its relevance; 0: off)."""
     sources = [Source(**s) for s in record["sources"]]
     if record["relevance"] < gate or not sources:
         return Answer(prompting.ABSTAIN_REPLY, True, [], sources, reason="gate")
     unknown = record.get("unknown_names", ())  # replies cached before it was recorded: none
-    return check_reply(record["raw"], item.question, sources, embedder, support, unknown=unknown)
+    answer = check_reply(record["raw"], item.question, sources, embedder, support, unknown=unknown)
+    look = record.get("second_look")
+    if look and second_look_due(record["raw"], record["relevance"], second_look):
+        second = check_reply(look["reply"], item.question, sources, embedder, support, unknown=unknown)
+        answer = after_second_look(answer, second)
+    return answer
 
 
-def score(records: Sequence[dict], items: Sequence[QAItem], embedder, gate: float, support: float) -> dict:
+def score(
+    records: Sequence[dict],
+    items: Sequence[QAItem],
+    embedder,
+    gate: float,
+    support: float,
+    second_look: float = 0.0,
+) -> dict:
     """Answer metrics of ``eval rag`` plus how often the model's own reply was kept."""
     by_id = {r["id"]: r for r in records}
     tally = Tally()
     own = extractive = 0
     answerable = 0
     for item in items:
-        answer = answer_of(by_id[item.id], item, embedder, gate, support)
+        answer = answer_of(by_id[item.id], item, embedder, gate, support, second_look)
         tally.add_answer(item, answer)
         if not item.unanswerable:
             answerable += 1

@@ -195,7 +195,14 @@ def compare_models(services: Services, models: list[str], which: str, load_quest
         load_before = os.getloadavg()[0]
         records = collect(services, key, items, kb=KB, log=log)
         load_after = os.getloadavg()[0]
-        metrics = score(records, items, services.embedder, settings.relevance_threshold, settings.support_threshold)
+        metrics = score(
+            records,
+            items,
+            services.embedder,
+            settings.relevance_threshold,
+            settings.support_threshold,
+            settings.second_look_relevance,
+        )
         rows.append(
             {
                 "key": key,

@@ -205,7 +205,14 @@ def evaluate(services, model: str | None, items: list, label: str) -> dict:
     settings = services.settings
     before = load()
     records = collect(services, model, items, kb=KB, cache=services.settings.home.parent / "answers", log=log)
-    metrics = score(records, items, services.embedder, settings.relevance_threshold, settings.support_threshold)
+    metrics = score(
+        records,
+        items,
+        services.embedder,
+        settings.relevance_threshold,
+        settings.support_threshold,
+        settings.second_look_relevance,
+    )
     p, r = metrics["abstention_precision"], metrics["abstention_recall"]
     metrics["abstention_f1"] = round(2 * p * r / (p + r), 4) if p and r else 0.0
     refusals = [rec["id"] for rec in records if ABSTAIN_REPLY.lower()[:40] in rec["raw"].lower()]

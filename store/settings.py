@@ -95,6 +95,9 @@ class Settings:
     # Relevance gate (see assistant/retrieval.py); calibrated with `python app.py eval rag`.
     relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
     support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
+    second_look_relevance: float = _setting(
+        0.6, "when the model refuses though a passage scored at least this relevant, it is asked once more (0: off)"
+    )
     max_question_chars: int = _setting(4000, "longer questions are cut to this many characters, with a notice")
     indexing_wait_seconds: float = _setting(
         900.0, "a question to a knowledge base that is being added to waits this long for the batch"
