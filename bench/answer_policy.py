@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gates", default="0.40,0.45,0.50,0.55,0.60", help="relevance thresholds to score")
     parser.add_argument("--supports", default="0.35,0.40,0.45,0.50,0.55", help="support thresholds to score")
     parser.add_argument(
-        "--second-looks", default="0,0.6", help="second_look_relevance values to score (0: no second look)"
+        "--second-looks", default="0,0.55", help="second_look_relevance values to score (0: no second look)"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -96,7 +96,7 @@ class Settings:
     relevance_threshold: float = _setting(0.50, "the abstention gate: below it, 'not in the documents'")
     support_threshold: float = _setting(0.5, "the citation check: a cited passage must support its sentence")
     second_look_relevance: float = _setting(
-        0.6, "when the model refuses though a passage scored at least this relevant, it is asked once more (0: off)"
+        0.55, "when the model refuses though a passage scored at least this relevant, it is asked once more (0: off)"
     )
     max_question_chars: int = _setting(4000, "longer questions are cut to this many characters, with a notice")
     indexing_wait_seconds: float = _setting(
