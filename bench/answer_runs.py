@@ -169,6 +169,19 @@ def score(
     return out
 
 
+def score_as_chat(records: Sequence[dict], items: Sequence[QAItem], services) -> dict:
+    """``score`` with Chat's own thresholds: the gate, the citation check and the second look."""
+    settings = services.settings
+    return score(
+        records,
+        items,
+        services.embedder,
+        settings.relevance_threshold,
+        settings.support_threshold,
+        settings.second_look_relevance,
+    )
+
+
 def timings(records: Sequence[dict]) -> dict:
     """Medians of time to first token (five sources unless the budget cut them) and generation speed."""
     speeds = [r["tokens_per_s"] for r in records if r["tokens_per_s"]]

@@ -45,7 +45,7 @@ from assistant import prompting  # noqa: E402
 from assistant.assistant import AskOptions  # noqa: E402
 from assistant.evaluation import evaluate_rag, format_report, load_qa  # noqa: E402
 from assistant.events import Done, Token  # noqa: E402
-from bench.answer_runs import collect, score, timings  # noqa: E402
+from bench.answer_runs import collect, score_as_chat, timings  # noqa: E402
 from bench.chat_load import render_load, under_load  # noqa: E402
 from bench.corpus import python_docs  # noqa: E402
 from bench.questions import HALVES, half  # noqa: E402
@@ -195,14 +195,7 @@ def compare_models(services: Services, models: list[str], which: str, load_quest
         load_before = os.getloadavg()[0]
         records = collect(services, key, items, kb=KB, log=log)
         load_after = os.getloadavg()[0]
-        metrics = score(
-            records,
-            items,
-            services.embedder,
-            settings.relevance_threshold,
-            settings.support_threshold,
-            settings.second_look_relevance,
-        )
+        metrics = score_as_chat(records, items, services)
         rows.append(
             {
                 "key": key,

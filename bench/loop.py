@@ -200,19 +200,11 @@ def train_and_export(settings, rows: Path, args: argparse.Namespace, state: Stat
 def evaluate(services, model: str | None, items: list, label: str) -> dict:
     """Chat's answers and policy on ``items`` (bench/answer_runs.py), with the model's own refusals."""
     from assistant.prompting import ABSTAIN_REPLY
-    from bench.answer_runs import collect, score, timings
+    from bench.answer_runs import collect, score_as_chat, timings
 
-    settings = services.settings
     before = load()
     records = collect(services, model, items, kb=KB, cache=services.settings.home.parent / "answers", log=log)
-    metrics = score(
-        records,
-        items,
-        services.embedder,
-        settings.relevance_threshold,
-        settings.support_threshold,
-        settings.second_look_relevance,
-    )
+    metrics = score_as_chat(records, items, services)
     p, r = metrics["abstention_precision"], metrics["abstention_recall"]
     metrics["abstention_f1"] = round(2 * p * r / (p + r), 4) if p and r else 0.0
     refusals = [rec["id"] for rec in records if ABSTAIN_REPLY.lower()[:40] in rec["raw"].lower()]
