@@ -8,6 +8,7 @@ import sys
 
 from assistant.assistant import AskOptions
 from assistant.events import Done, Notice, Token, Waiting
+from assistant.reply_check import refuses
 from ui.assembly_bar import with_assembly_bar
 from ui.services import Services
 
@@ -45,27 +46,34 @@ def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     assistant = services.assistant
     with_assembly_bar(assistant.needs_assembly(args.model), lambda bar: assistant.prepare(args.model, bar))
     answer = None
-    streamed = False
+    pieces: list[str] = []
+    line_open = False  # streamed tokens since the last line break
     status = None
     for event in services.assistant.ask(args.question, (), options):
         if isinstance(event, Notice):
+            if line_open:  # a note during the answer (a second look) starts on a line of its own
+                print(flush=True)
+                line_open = False
             print(f"note: {event.text}", file=sys.stderr)
         elif isinstance(event, Waiting) and event.text != status:
             status = event.text
             print(status, file=sys.stderr)
         elif isinstance(event, Token) and not args.json:
             print(event.text, end="", flush=True)
-            streamed = True
+            pieces.append(event.text)
+            line_open = not event.text.endswith("\n")
         elif isinstance(event, Done):
             answer = event.answer
     assert answer is not None
     if args.json:
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
         return 0
+    streamed = "".join(pieces).strip()
     if streamed:
         print()
     if answer.abstained:
-        if not streamed or answer.reason.startswith("the answer is not supported"):
+        # Unless what streamed was the refusal itself (not a reply the check refused, nor a failed second look).
+        if not streamed or not refuses(streamed):
             print(f"\n{answer.text}")
         print(f"(not in the documents: {answer.reason})", file=sys.stderr)
         return 0
