@@ -35,12 +35,11 @@ from assistant.citations import cite, claim_spans, markers, strip_markers  # noq
 from assistant.claims import outside_code, unsupported_claims  # noqa: E402
 from assistant.evaluation import Tally, answer_metrics, load_qa  # noqa: E402
 from assistant.events import Source  # noqa: E402
-from assistant.reply_check import MIN_ANSWER_TERMS, check_reply, is_abstention, without_abstention  # noqa: E402
+from assistant.reply_check import check_reply, is_abstention, refuses, without_abstention  # noqa: E402
 from assistant.sentences import split_sentences  # noqa: E402
 from bench.answer_runs import CACHE, prompt_key  # noqa: E402
 from bench.questions import HALVES, half  # noqa: E402
 from store.settings import Settings  # noqa: E402
-from store.terms import key_terms  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "python_docs_questions.jsonl"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -59,10 +58,10 @@ def own_citations(record: dict, question: str, embedder, gate: float, support: f
     reply = record["raw"]
     if record["relevance"] < gate or not sources:
         return {}
+    if refuses(reply):
+        return {}
     if is_abstention(reply):
         reply = without_abstention(reply)
-        if len(key_terms(reply)) < MIN_ANSWER_TERMS:
-            return {}
     cited = cite(reply, sources, embedder, support, question=question, check_claims=check_claims)
     out = {}
     sentences = split_sentences(cited.text)
