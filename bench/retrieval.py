@@ -80,6 +80,11 @@ CONFIGS: dict[str, Config] = {
     "ev0.25": Config(search={"evidence_weight": 0.25}),
     "ev0.5": Config(search={"evidence_weight": 0.5}),
     "ev1": Config(search={"evidence_weight": 1.0}),
+    # Page fusion (store.ranking.page_fusion): the best passage of each page lifted by its page's fused rank.
+    "page0.1": Config(search={"page_weight": 0.1}),
+    "page0.25": Config(search={"page_weight": 0.25}),
+    "page0.5": Config(search={"page_weight": 0.5}),
+    "page1": Config(search={"page_weight": 1.0}),
     "cap1": Config(search={"diversity": "cap", "per_document_cap": 1}),
     "cap2": Config(search={"diversity": "cap", "per_document_cap": 2}),
     "cap3": Config(search={"diversity": "cap", "per_document_cap": 3}),

@@ -386,6 +386,7 @@ class KnowledgeBase:
             keyword_weight=self.settings.keyword_weight,
             diversity=Diversity(self.settings.diversity, self.settings.per_document_cap, self.settings.mmr_lambda),
             evidence_weight=self.settings.evidence_weight,
+            page_weight=self.settings.page_weight,
         )
 
     def with_neighbours(self, hits: list[SearchHit], max_tokens: int) -> list[SearchHit]:

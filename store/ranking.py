@@ -25,6 +25,43 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def page_fusion(
+    rankings: Sequence[Sequence[int]],
+    pages: dict[int, tuple],
+    weight: float,
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[int, float]]:
+    """Rank fusion of passages, with each page's best passage lifted by the fusion of pages.
+
+    Each ranking is read twice: as passages, and as pages (a page ranks where its first passage
+    does; ``pages``: row id -> (document, page)). Both are fused by reciprocal rank; the first
+    passage of each page in the fused order gains ``weight`` times its page's fused score, the
+    page's other passages keep their own. A page that both rankers put near the top through
+    different passages (vector search likes one, keyword search another) thus leads, and no page
+    gains from being long: per ranker only its best passage counts. ``weight`` 0 is plain fusion.
+    """
+    fused = reciprocal_rank_fusion(rankings, k=k, weights=weights)
+    if weight <= 0:
+        return fused
+    page_of = {}  # row id -> a small int per page (pages mix None and numbers: not sortable as keys)
+    numbered: dict[tuple, int] = {}
+    for ranking in rankings:
+        for item in ranking:
+            page_of[item] = numbered.setdefault(pages.get(item, ("passage", item)), len(numbered))
+    page_rankings = [list(dict.fromkeys(page_of[i] for i in ranking)) for ranking in rankings]
+    page_score = dict(reciprocal_rank_fusion(page_rankings, k=k, weights=weights))
+    led: set[int] = set()
+    out = []
+    for item, score in fused:
+        page = page_of[item]
+        if page not in led:
+            led.add(page)
+            score += weight * page_score[page]
+        out.append((item, score))
+    return sorted(out, key=lambda kv: (-kv[1], kv[0]))
+
+
 def page_evidence(
     scored: Sequence[tuple[int, float]], pages: dict[int, tuple], weight: float, others: int = 2
 ) -> list[tuple[int, float]]:

@@ -1,7 +1,8 @@
 """Searching one knowledge base: vector, keyword and hybrid search, fused and turned into hits.
 
 Vector search asks the hnswlib index for the query's embedding; keyword search asks SQLite's
-FTS5 (``store.fts``); hybrid fuses the two rankings by reciprocal rank (``store.ranking``).
+FTS5 (``store.fts``); hybrid fuses the two rankings by reciprocal rank (``store.ranking``; with a
+``page_weight``, the best passage of each page is lifted by its page's own fused rank).
 Each ranking is a list of (chunk row id, score), best first; ``to_hits`` reads those chunks
 back with their documents and anchors, drops passages whose text repeats a better one's, and
 numbers the rest; a ``store.diversity.Diversity`` other than the default also drops near-duplicates
@@ -22,7 +23,7 @@ from store.database import rows
 from store.diversity import Candidate, Diversity, choose, pool_size
 from store.embedding import Embedder
 from store.errors import KnowledgeBaseError
-from store.ranking import collapse_duplicates, page_evidence, reciprocal_rank_fusion
+from store.ranking import collapse_duplicates, page_evidence, page_fusion, reciprocal_rank_fusion
 from store.records import SearchHit
 from store.vector_index import VectorIndex
 
@@ -49,6 +50,7 @@ def search_all(
     keyword_weight: float,
     diversity: Diversity = Diversity(),
     evidence_weight: float = 0.0,
+    page_weight: float = 0.0,
 ) -> dict[str, list[SearchHit]]:
     """The ``k`` best hits per mode; the query is embedded (``vector_search``) and run once per ranker."""
     query = (query or "").strip()
@@ -68,11 +70,12 @@ def search_all(
     elif "vector" in wanted:
         ranked["vector"] = vector_search(query, fetch)
     if "hybrid" in modes:
-        ranked["hybrid"] = reciprocal_rank_fusion(
-            [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]],
-            k=rrf_k,
-            weights=(1.0, keyword_weight),
-        )
+        lists = [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]]
+        if page_weight > 0:
+            pages = _pages(db, list(dict.fromkeys(lists[0] + lists[1])))
+            ranked["hybrid"] = page_fusion(lists, pages, page_weight, k=rrf_k, weights=(1.0, keyword_weight))
+        else:
+            ranked["hybrid"] = reciprocal_rank_fusion(lists, k=rrf_k, weights=(1.0, keyword_weight))
         if evidence_weight > 0:
             fused = ranked["hybrid"]
             ranked["hybrid"] = page_evidence(fused, _pages(db, [i for i, _ in fused]), evidence_weight)

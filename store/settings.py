@@ -69,6 +69,11 @@ class Settings:
     # Hybrid search: reciprocal rank fusion of vector and keyword results (see store/ranking.py).
     rrf_k: int = _setting(10, "hybrid search: the rank fusion constant")
     keyword_weight: float = _setting(0.5, "hybrid search: the weight of the keyword ranking")
+    # Page fusion (store.ranking.page_fusion): 0.5 won on the dev halves of three corpora and lost on the
+    # test halves (bench/README.md, "Page fusion"), so it is off by default.
+    page_weight: float = _setting(
+        0.0, "hybrid search: how much the fused rank of a page lifts its best passage (0: off)"
+    )
     evidence_weight: float = _setting(
         0.0, "hybrid search: how much the other passages of a hit's page add to its score (0: off)"
     )
