@@ -23,7 +23,7 @@ from store.database import rows
 from store.diversity import Candidate, Diversity, choose, pool_size
 from store.embedding import Embedder
 from store.errors import KnowledgeBaseError
-from store.ranking import collapse_duplicates, page_evidence, page_fusion, reciprocal_rank_fusion
+from store.ranking import collapse_duplicates, page_evidence, page_fusion
 from store.records import SearchHit
 from store.vector_index import VectorIndex
 
@@ -71,14 +71,12 @@ def search_all(
         ranked["vector"] = vector_search(query, fetch)
     if "hybrid" in modes:
         lists = [[i for i, _ in ranked["vector"]], [i for i, _ in ranked["keyword"]]]
-        if page_weight > 0:
-            pages = _pages(db, list(dict.fromkeys(lists[0] + lists[1])))
-            ranked["hybrid"] = page_fusion(lists, pages, page_weight, k=rrf_k, weights=(1.0, keyword_weight))
-        else:
-            ranked["hybrid"] = reciprocal_rank_fusion(lists, k=rrf_k, weights=(1.0, keyword_weight))
+        # The pages of every passage either list holds (the fused ones), read only when a weight needs them.
+        wants_pages = page_weight > 0 or evidence_weight > 0
+        pages = _pages(db, list(dict.fromkeys(lists[0] + lists[1]))) if wants_pages else {}
+        ranked["hybrid"] = page_fusion(lists, pages, page_weight, k=rrf_k, weights=(1.0, keyword_weight))
         if evidence_weight > 0:
-            fused = ranked["hybrid"]
-            ranked["hybrid"] = page_evidence(fused, _pages(db, [i for i, _ in fused]), evidence_weight)
+            ranked["hybrid"] = page_evidence(ranked["hybrid"], pages, evidence_weight)
     return {mode: to_hits(db, ranked[mode], k, diversity) for mode in modes}
 
 
