@@ -1,4 +1,4 @@
-"""Combining and cleaning ranked lists: reciprocal rank fusion and near-duplicate collapse."""
+"""Combining and cleaning ranked lists: rank fusion, page fusion, page evidence, near-duplicate collapse."""
 
 from __future__ import annotations
 
