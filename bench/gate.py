@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="dev", help="default dev")
     parser.add_argument("--choose", action="store_true", help="print the best threshold (mean balanced accuracy)")
+    parser.add_argument(
+        "--config",
+        choices=sorted(CONFIGS),
+        default="current",
+        help="bench/retrieval.py's configuration (default current)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
     args = parser.parse_args(argv)
     from store.embedding import Embedder
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         root, _ = corpus(name, args.cache_dir.resolve())
         items = half(load_qa(QUESTIONS[name]), args.half)
-        with knowledge_base(name, CONFIGS["current"], args.cache_dir.resolve(), embedder, root) as kb:
+        with knowledge_base(name, CONFIGS[args.config], args.cache_dir.resolve(), embedder, root) as kb:
             log(f"{name}: retrieving {len(items)} {args.half} questions ...")
             scores[name] = relevances(kb, items)
 

@@ -67,8 +67,14 @@ class Config:
         from store.settings import Settings
 
         defaults = Settings.load(env={})
-        chunking = {"chunk_tokens": defaults.chunk_tokens, "chunk_overlap": defaults.chunk_overlap, **self.kb}
-        key = "-".join(f"{k}{v}" for k, v in sorted(chunking.items()))
+        chunking = {
+            "chunk_tokens": defaults.chunk_tokens,
+            "chunk_overlap": defaults.chunk_overlap,
+            "pack_sections": defaults.pack_sections,
+            **self.kb,
+        }
+        # Unpacked sections (the default) are named as before packing existed: those caches stay valid.
+        key = "-".join(f"{k}{v}" for k, v in sorted(chunking.items()) if (k, v) != ("pack_sections", False))
         return f"{key}-{self.embedder}" if self.embedder else key
 
 
@@ -76,7 +82,8 @@ CONFIGS: dict[str, Config] = {
     "current": Config(),
     # The settings before issue 13's measurements (chosen on the Python manual's own 62 questions).
     "before": Config(
-        kb={"chunk_tokens": 200, "chunk_overlap": 32}, search={"rrf_k": 10, "keyword_weight": 0.5, "diversity": "none"}
+        kb={"chunk_tokens": 200, "chunk_overlap": 32, "pack_sections": False},
+        search={"rrf_k": 10, "keyword_weight": 0.5, "diversity": "none"},
     ),
     "dedupe": Config(search={"diversity": "dedupe"}),
     "ev0.25": Config(search={"evidence_weight": 0.25}),
@@ -105,6 +112,7 @@ CONFIGS: dict[str, Config] = {
     ),
     # MiniLM reads at most 256 word pieces: the largest chunk it embeds whole (most short sections fit).
     "chunk256": Config(kb={"chunk_tokens": 256, "chunk_overlap": 32}),
+    "pack": Config(kb={"pack_sections": True}),
     # The stronger bundled embedder (`make embedder-mpnet`), with today's chunking and search.
     "mpnet": Config(embedder="all-mpnet-base-v2"),
     BASELINE: Config(),  # bench/baseline.py

@@ -3,11 +3,14 @@
 The document text is the blocks joined by blank lines; every chunk's text is an exact slice
 of it (``text[start:end]``), so a citation can always point back into the document.
 
-Structure first: a chunk never spans two pages or two sections. Within a section, whole
-blocks (paragraphs, tables) are packed greedily up to the budget; a block over the budget is
-split at sentence boundaries, and a sentence over it at word boundaries. Consecutive chunks
-of one section overlap by up to ``overlap`` tokens of whole sentences or blocks. A section
-holding only a heading is folded into the section that follows it on the same page.
+Structure first: a chunk never spans two pages, and never cuts a section short to start
+another. Within a section, whole blocks (paragraphs, tables) are packed greedily up to the
+budget; a block over the budget is split at sentence boundaries, and a sentence over it at word
+boundaries. Consecutive chunks of one section overlap by up to ``overlap`` tokens of whole
+sentences or blocks. A section holding only a heading is folded into the section that follows
+it on the same page. With ``pack_sections``, consecutive sections of a page that fit the budget
+together share one chunk (whole sections only, under the section path they share), so a page of
+short sections (a list of fields, notes and tips) gives passages with enough text to be found.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ def document_text(blocks: Sequence[Block]) -> tuple[str, list[tuple[int, int]]]:
 class Chunker:
     """Splits parsed blocks into chunks of at most ``max_tokens`` embedder tokens."""
 
-    def __init__(self, count_tokens: TokenCounter, max_tokens: int = 200, overlap: int = 32):
+    def __init__(
+        self, count_tokens: TokenCounter, max_tokens: int = 200, overlap: int = 32, *, pack_sections: bool = False
+    ):
         if max_tokens < 8:
             raise ValueError("max_tokens must be at least 8")
         if not 0 <= overlap < max_tokens // 2:
@@ -70,6 +75,7 @@ class Chunker:
         self.count_tokens = count_tokens
         self.max_tokens = max_tokens
         self.overlap = overlap
+        self.pack_sections = pack_sections
 
     def chunk(self, blocks: Sequence[Block]) -> tuple[str, list[Chunk]]:
         """Return the document text and its chunks, in reading order."""
@@ -77,8 +83,10 @@ class Chunker:
         text, spans = document_text(blocks)
         segments = _fold_headings(_segments(blocks, spans))
         chunks: list[Chunk] = []
-        for segment in segments:
-            units = self._units(text, segment)
+        sized = [(segment, self._units(text, segment)) for segment in segments]
+        if self.pack_sections:
+            sized = _pack_sections(sized, self.max_tokens)
+        for segment, units in sized:
             for start, end in self._pack(units):
                 chunks.append(
                     Chunk(
@@ -173,6 +181,36 @@ def _fold_headings(segments: list[_Segment]) -> list[_Segment]:
             continue
         out.append(_Segment(segment.page, segment.section, blocks))
     return out
+
+
+def _pack_sections(sized: list[tuple[_Segment, list[_Span]]], budget: int) -> list[tuple[_Segment, list[_Span]]]:
+    """Consecutive whole sections of one page joined while together they fit one chunk.
+
+    A joined chunk's section is the path its sections share (their common parent); each
+    section's own heading stays in its text. A section over the budget is never joined.
+    """
+    out: list[tuple[_Segment, list[_Span]]] = []
+    used = 0
+    for segment, units in sized:
+        tokens = sum(u.tokens for u in units)
+        if out and out[-1][0].page == segment.page and used + tokens <= budget:
+            previous, previous_units = out[-1]
+            joined = _Segment(
+                segment.page, _common_path(previous.section, segment.section), previous.blocks + segment.blocks
+            )
+            out[-1] = (joined, previous_units + units)
+            used += tokens
+        else:
+            out.append((segment, units))
+            used = tokens
+    return out
+
+
+def _common_path(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    shared = 0
+    while shared < min(len(a), len(b)) and a[shared] == b[shared]:
+        shared += 1
+    return a[:shared]
 
 
 def _split(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:

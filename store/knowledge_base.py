@@ -70,7 +70,9 @@ class KnowledgeBase:
         self.id: int = row["id"]
         self.name: str = row["name"]
         self.embedder = embedder
-        self.chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+        self.chunker = Chunker(
+            embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap, pack_sections=settings.pack_sections
+        )
         self.index_path = settings.index_dir / f"{self.name}.hnsw"
         self._keeper = IndexKeeper(db, self.id, self.name, row["dim"], self.index_path, settings)
 

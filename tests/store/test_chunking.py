@@ -77,3 +77,40 @@ def test_real_tokenizer_budget(embedder):
 def test_invalid_budgets_are_refused(max_tokens, overlap):
     with pytest.raises(ValueError):
         Chunker(words, max_tokens=max_tokens, overlap=overlap)
+
+
+def test_packed_sections_join_short_neighbours_under_their_common_parent():
+    blocks = [
+        Block("Fields", section=("Fields",), kind="heading"),
+        Block("Source", section=("Fields", "Source"), kind="heading"),
+        Block(sentence(1), section=("Fields", "Source")),
+        Block("Maintainer", section=("Fields", "Maintainer"), kind="heading"),
+        Block(sentence(2), section=("Fields", "Maintainer")),
+        Block("Section", section=("Fields", "Section"), kind="heading"),
+        Block(sentence(3), section=("Fields", "Section")),
+    ]
+    text, separate = Chunker(words, max_tokens=40, overlap=0).chunk(blocks)
+    _, packed = Chunker(words, max_tokens=40, overlap=0, pack_sections=True).chunk(blocks)
+    assert [c.section for c in separate] == [("Fields", "Source"), ("Fields", "Maintainer"), ("Fields", "Section")]
+    assert [c.section for c in packed] == [("Fields",)]  # 3 x 13 words fit 40 tokens: one chunk
+    assert packed[0].text == text[packed[0].start : packed[0].end]
+    assert all(heading in packed[0].text for heading in ("Source", "Maintainer", "Section"))
+
+
+def test_packed_sections_respect_the_budget_pages_and_long_sections():
+    long_text = " ".join(sentence(i) for i in range(10, 20))  # 120 words: split on its own
+    blocks = [
+        Block(sentence(1), page=1, section=("A",)),
+        Block(sentence(2), page=1, section=("B",)),
+        Block(sentence(3), page=1, section=("C",)),  # 3 x 12 words: only two fit 30 tokens
+        Block(sentence(4), page=2, section=("D",)),  # another page: never joined to C
+        Block(long_text, page=2, section=("E",)),
+        Block(sentence(5), page=2, section=("F",)),
+    ]
+    _, chunks = Chunker(words, max_tokens=30, overlap=0, pack_sections=True).chunk(blocks)
+    assert all(len(c.text.split()) <= 30 for c in chunks)
+    assert [(c.page, c.section) for c in chunks[:3]] == [(1, ()), (1, ("C",)), (2, ("D",))]
+    assert "w1x" in chunks[0].text and "w2x" in chunks[0].text
+    long_chunks = [c for c in chunks if c.section == ("E",)]
+    assert len(long_chunks) >= 4 and not any("w4x" in c.text or "w5x" in c.text for c in long_chunks)
+    assert chunks[-1].section == ("F",)  # after a long section, packing starts afresh

@@ -71,6 +71,30 @@ def test_section_paths_are_right_for_known_passages(open_kb, corpus, mode, sourc
         assert best.page is None
 
 
+def test_packed_sections_share_a_passage_cited_by_the_path_they_share(open_kb, corpus, settings):
+    source = corpus / "guides/pump.md"
+    separate = open_kb("separate")
+    list(separate.add([source]))
+    packed = open_kb("packed", settings=settings.replace(pack_sections=True))
+    list(packed.add([source]))
+    assert packed.stats()["chunks"] < separate.stats()["chunks"]
+    rows = packed.db.execute(
+        'SELECT d.text, c.text, c.start, c."end" FROM chunks c JOIN documents d ON d.id = c.doc_id'
+    ).fetchall()
+    assert all(document_text[start:end] == chunk_text for document_text, chunk_text, start, end in rows)
+    joined = 0
+    for path in f.heading_paths():
+        best = packed.search(f.section_sentence(*path), k=10)[0]
+        assert f.section_sentence(*path) in best.text
+        own = separate.search(f.section_sentence(*path), k=1)[0].section.split(SECTION_SEPARATOR)
+        assert own[-len(path) :] == list(path)
+        # Its own section's path, or (packed with its neighbours) the part of it they share.
+        cited = best.section.split(SECTION_SEPARATOR) if best.section else []
+        assert own[: len(cited)] == cited, (best.section, own)
+        joined += cited != own
+    assert joined, "some sections were packed with their neighbours"
+
+
 def test_chunk_offsets_point_into_the_extracted_text(open_kb, corpus):
     kb = open_kb()
     list(kb.add([corpus]))
