@@ -1,9 +1,11 @@
 """Question sets split once into a dev half (for choosing settings) and a test half (for reporting).
 
 The split is fixed by a seed and by each question's ``id``, never by file order: within each
-stratum (answerable, unanswerable) the questions are ordered by ``sha256(f"{SEED}:{id}")`` and
-the first half (rounded up) is dev. Adding a question later moves no other question between
-halves' order, and nothing here looks at answers or scores, so a split cannot be tuned.
+stratum (answerable or unanswerable, and batch) the questions are ordered by
+``sha256(f"{SEED}:{id}")`` and the first half (rounded up) is dev. A batch is the letters an id
+starts with (``pg`` in ``pg07``): questions written later get ids of a new batch (``pgb01``) and
+are split among themselves, so no question already in a half ever moves to the other. Nothing
+here looks at answers or scores, so a split cannot be tuned.
 
     from bench.questions import split
     dev, test = split(load_qa(path))
@@ -12,6 +14,7 @@ halves' order, and nothing here looks at answers or scores, so a split cannot be
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 
 from assistant.evaluation import QAItem
@@ -24,15 +27,23 @@ def _order(item: QAItem) -> str:
     return hashlib.sha256(f"{SEED}:{item.id}".encode()).hexdigest()
 
 
+def batch(question_id: str) -> str:
+    """The batch a question belongs to: the letters its id starts with (``pgb`` in ``pgb01``)."""
+    return re.match(r"[^\d]*", question_id).group(0)
+
+
 def split(items: Sequence[QAItem]) -> tuple[list[QAItem], list[QAItem]]:
     """(dev, test), each keeping the file's order; answerable and unanswerable split separately."""
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         raise ValueError("question ids must be unique to split a question set")
+    strata: dict[tuple[bool, str], list[QAItem]] = {}
+    for item in items:
+        strata.setdefault((item.unanswerable, batch(item.id)), []).append(item)
     dev_ids: set[str] = set()
-    for unanswerable in (False, True):
-        stratum = sorted((item for item in items if item.unanswerable == unanswerable), key=_order)
-        dev_ids.update(item.id for item in stratum[: (len(stratum) + 1) // 2])
+    for stratum in strata.values():
+        ordered = sorted(stratum, key=_order)
+        dev_ids.update(item.id for item in ordered[: (len(ordered) + 1) // 2])
     return [i for i in items if i.id in dev_ids], [i for i in items if i.id not in dev_ids]
 
 
