@@ -1,8 +1,8 @@
-"""Validate the benchmark question files against their corpora (``bench/data/*_questions.jsonl``).
+"""Validate the benchmark question files against their corpora (``bench/data/*_questions*.jsonl``).
 
 For each corpus of ``bench.corpus.QUESTIONS`` (all of them, or those named on the command line)
-it fetches the corpus (from the cache when it is there), then checks every line of the question
-file:
+it fetches the corpus (from the cache when it is there), then checks every line of its question
+files (the first batch and the second, ``*_questions_b.jsonl``; ids must not repeat across them):
 
 * a JSON object with a unique ``id`` and a non-empty ``question`` (unique too);
 * answerable: ``page`` (and every ``also`` page) is a document of the curated corpus, ``keywords``
@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistant.evaluation import load_qa
-from bench.corpus import CORPORA, QUESTIONS, CorpusError, corpus
+from bench.corpus import CORPORA, QUESTIONS, CorpusError, corpus, question_files
+from bench.questions import load
 from store.parsing import parse
 
 MAX_KEYWORDS = 3
@@ -230,16 +231,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed = True
             continue
-        problems, counts = check_file(QUESTIONS[name], _Texts(root, files))
-        total = counts["answerable"] + counts["unanswerable"]
-        print(
-            f"{name}: {QUESTIONS[name].name}: {total} questions, {counts['answerable']} answerable "
-            f"({counts['with_also']} with also), {counts['unanswerable']} unanswerable; {len(files)} documents; "
-            f"{'OK' if not problems else f'{len(problems)} problem(s)'}"
-        )
-        for problem in problems:
-            print(f"  {problem}")
-        failed = failed or bool(problems)
+        texts = _Texts(root, files)
+        paths = question_files(name)
+        for path in paths:
+            problems, counts = check_file(path, texts)
+            total = counts["answerable"] + counts["unanswerable"]
+            print(
+                f"{name}: {path.name}: {total} questions, {counts['answerable']} answerable "
+                f"({counts['with_also']} with also), {counts['unanswerable']} unanswerable; {len(files)} documents; "
+                f"{'OK' if not problems else f'{len(problems)} problem(s)'}"
+            )
+            for problem in problems:
+                print(f"  {problem}")
+            failed = failed or bool(problems)
+        try:
+            load(paths)
+        except ValueError as exc:
+            print(f"  {exc}")
+            failed = True
     return 1 if failed else 0
 
 

@@ -31,9 +31,9 @@ import statistics  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from assistant.evaluation import MRR_DEPTH, QAItem, load_qa  # noqa: E402
-from bench.corpus import CORPORA, DEFAULT_CACHE, QUESTIONS, corpus  # noqa: E402
-from bench.questions import HALVES, half  # noqa: E402
+from assistant.evaluation import MRR_DEPTH, QAItem  # noqa: E402
+from bench.corpus import BATCHES, CORPORA, DEFAULT_CACHE, corpus, question_files  # noqa: E402
+from bench.questions import HALVES, half, load  # noqa: E402
 from bench.retrieval import CONFIGS, knowledge_base, log  # noqa: E402
 
 RRF_KS = (1, 5, 10, 20, 60)
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="dev", help="default dev")
+    parser.add_argument(
+        "--batch", choices=BATCHES, default="both", help="question batches (bench/corpus.py); default both"
+    )
     parser.add_argument("--top", type=int, default=15, help="rows printed, best mean MRR first (default 15)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
     args = parser.parse_args(argv)
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     table.setdefault(current, {})
     for name in names:
         root, _ = corpus(name, args.cache_dir.resolve())
-        items = [i for i in half(load_qa(QUESTIONS[name]), args.half) if not i.unanswerable]
+        items = [i for i in half(load(question_files(name, args.batch)), args.half) if not i.unanswerable]
         with knowledge_base(name, CONFIGS["current"], args.cache_dir.resolve(), embedder, root) as kb:
             log(f"{name}: searching {len(items)} answerable {args.half} questions once per ranker ...")
             searched = search_once(kb, items)

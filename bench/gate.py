@@ -34,9 +34,8 @@ import argparse  # noqa: E402
 import statistics  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-from assistant.evaluation import load_qa  # noqa: E402
-from bench.corpus import CORPORA, DEFAULT_CACHE, QUESTIONS, corpus  # noqa: E402
-from bench.questions import HALVES, half  # noqa: E402
+from bench.corpus import BATCHES, CORPORA, DEFAULT_CACHE, corpus, question_files  # noqa: E402
+from bench.questions import HALVES, half, load  # noqa: E402
 from bench.retrieval import CONFIGS, knowledge_base, log  # noqa: E402
 
 THRESHOLDS = tuple(round(0.30 + 0.025 * i, 3) for i in range(17))  # 0.30 ... 0.70
@@ -67,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="dev", help="default dev")
+    parser.add_argument(
+        "--batch", choices=BATCHES, default="both", help="question batches (bench/corpus.py); default both"
+    )
     parser.add_argument("--choose", action="store_true", help="print the best threshold (mean balanced accuracy)")
     parser.add_argument(
         "--config",
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     scores: dict[str, list[tuple[float, bool]]] = {}
     for name in names:
         root, _ = corpus(name, args.cache_dir.resolve())
-        items = half(load_qa(QUESTIONS[name]), args.half)
+        items = half(load(question_files(name, args.batch)), args.half)
         with knowledge_base(name, CONFIGS[args.config], args.cache_dir.resolve(), embedder, root) as kb:
             log(f"{name}: retrieving {len(items)} {args.half} questions ...")
             scores[name] = relevances(kb, items)

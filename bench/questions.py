@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
-from assistant.evaluation import QAItem
+from assistant.evaluation import QAItem, load_qa
 
 SEED = 20261201  # chosen once, before any setting was tuned on a dev half
 HALVES = ("dev", "test", "all")
@@ -45,6 +46,15 @@ def split(items: Sequence[QAItem]) -> tuple[list[QAItem], list[QAItem]]:
         ordered = sorted(stratum, key=_order)
         dev_ids.update(item.id for item in ordered[: (len(ordered) + 1) // 2])
     return [i for i in items if i.id in dev_ids], [i for i in items if i.id not in dev_ids]
+
+
+def load(paths: Sequence[Path]) -> list[QAItem]:
+    """The questions of several files (batches of one corpus), in order; ids must stay unique."""
+    items = [item for path in paths for item in load_qa(path)]
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"question ids repeat across {', '.join(p.name for p in paths)}")
+    return items
 
 
 def half(items: Sequence[QAItem], which: str) -> list[QAItem]:

@@ -44,9 +44,9 @@ import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-from assistant.evaluation import MRR_DEPTH, QAItem, load_qa  # noqa: E402
-from bench.corpus import CORPORA, DEFAULT_CACHE, QUESTIONS, corpus  # noqa: E402
-from bench.questions import HALVES, half  # noqa: E402
+from assistant.evaluation import MRR_DEPTH, QAItem  # noqa: E402
+from bench.corpus import BATCHES, CORPORA, DEFAULT_CACHE, corpus, question_files  # noqa: E402
+from bench.questions import HALVES, half, load  # noqa: E402
 
 MODES = ("hybrid", "vector", "keyword")
 BASELINE = "baseline"
@@ -211,9 +211,11 @@ def _grown(kb) -> Search:
     return search
 
 
-def run_corpus(name: str, configs: Sequence[str], which: str, cache: Path, embedder) -> list[list[str]]:
+def run_corpus(
+    name: str, configs: Sequence[str], which: str, cache: Path, embedder, batch: str = "both"
+) -> list[list[str]]:
     root, files = corpus(name, cache)
-    items = half(load_qa(QUESTIONS[name]), which)
+    items = half(load(question_files(name, batch)), which)
     answerable = [i for i in items if not i.unanswerable]
     rows = []
     sizes = []
@@ -280,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="test", help="default test")
     parser.add_argument(
+        "--batch", choices=BATCHES, default="both", help="question batches (bench/corpus.py); default both"
+    )
+    parser.add_argument(
         "--config", action="append", choices=sorted(CONFIGS), help=f"repeatable; default: {DEFAULT_CONFIGS}"
     )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
@@ -288,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = Embedder()
     for name in args.corpus or list(CORPORA):
-        rows = run_corpus(name, args.config or DEFAULT_CONFIGS, args.half, args.cache_dir.resolve(), embedder)
+        rows = run_corpus(
+            name, args.config or DEFAULT_CONFIGS, args.half, args.cache_dir.resolve(), embedder, args.batch
+        )
         print(table(rows), flush=True)
     return 0
 
