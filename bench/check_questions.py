@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistant.evaluation import load_qa
-from bench.corpus import CORPORA, QUESTIONS, CorpusError, corpus, question_files
-from bench.questions import load
+from bench.corpus import CORPORA, QUESTIONS, CorpusError, corpus
+from bench.questions import load, question_files
 from store.parsing import parse
 
 MAX_KEYWORDS = 3

@@ -170,21 +170,6 @@ QUESTIONS: dict[str, Path] = {
     "debian-policy": DATA_DIR / "debian_policy_questions.jsonl",
 }
 
-# A second batch of 30 questions per corpus (2026-12-03), on pages drawn at random. Kept in files of
-# their own: the benches that recorded figures on the first batch (bench/chat.py, bench/loop.py,
-# bench/answer_policy.py) still read only ``QUESTIONS``; the retrieval benches read both.
-SECOND_BATCH: dict[str, Path] = {name: path.with_name(path.stem + "_b.jsonl") for name, path in QUESTIONS.items()}
-BATCHES = ("first", "second", "both")
-
-
-def question_files(name: str, batch: str = "both") -> list[Path]:
-    """The question files of corpus ``name``: its ``first`` batch, its ``second`` or ``both``."""
-    if batch not in BATCHES:
-        raise ValueError(f"unknown batch {batch!r}: use one of {', '.join(BATCHES)}")
-    return [
-        path for which, path in (("first", QUESTIONS[name]), ("second", SECOND_BATCH[name])) if batch in (which, "both")
-    ]
-
 
 def corpus(name: str, cache_dir: Path | None = None) -> tuple[Path, list[Path]]:
     """Fetch (once) and return ``(root, files)`` for the corpus called ``name`` (a key of ``CORPORA``)."""

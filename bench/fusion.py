@@ -32,8 +32,8 @@ from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 from assistant.evaluation import MRR_DEPTH, QAItem  # noqa: E402
-from bench.corpus import BATCHES, CORPORA, DEFAULT_CACHE, corpus, question_files  # noqa: E402
-from bench.questions import HALVES, half, load  # noqa: E402
+from bench.corpus import CORPORA, DEFAULT_CACHE, corpus  # noqa: E402
+from bench.questions import BATCHES, HALVES, half, load, question_files  # noqa: E402
 from bench.retrieval import CONFIGS, knowledge_base, log  # noqa: E402
 
 RRF_KS = (1, 5, 10, 20, 60)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="dev", help="default dev")
     parser.add_argument(
-        "--batch", choices=BATCHES, default="both", help="question batches (bench/corpus.py); default both"
+        "--batch", choices=BATCHES, default="both", help="question batches (bench/questions.py); default both"
     )
     parser.add_argument("--top", type=int, default=15, help="rows printed, best mean MRR first (default 15)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")

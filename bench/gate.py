@@ -34,8 +34,8 @@ import argparse  # noqa: E402
 import statistics  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-from bench.corpus import BATCHES, CORPORA, DEFAULT_CACHE, corpus, question_files  # noqa: E402
-from bench.questions import HALVES, half, load  # noqa: E402
+from bench.corpus import CORPORA, DEFAULT_CACHE, corpus  # noqa: E402
+from bench.questions import BATCHES, HALVES, half, load, question_files  # noqa: E402
 from bench.retrieval import CONFIGS, knowledge_base, log  # noqa: E402
 
 THRESHOLDS = tuple(round(0.30 + 0.025 * i, 3) for i in range(17))  # 0.30 ... 0.70
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="dev", help="default dev")
     parser.add_argument(
-        "--batch", choices=BATCHES, default="both", help="question batches (bench/corpus.py); default both"
+        "--batch", choices=BATCHES, default="both", help="question batches (bench/questions.py); default both"
     )
     parser.add_argument("--choose", action="store_true", help="print the best threshold (mean balanced accuracy)")
     parser.add_argument(

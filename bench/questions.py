@@ -19,9 +19,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.evaluation import QAItem, load_qa
+from bench.corpus import QUESTIONS
 
 SEED = 20261201  # chosen once, before any setting was tuned on a dev half
 HALVES = ("dev", "test", "all")
+
+# A second batch of 30 questions per corpus (2026-12-03), on pages drawn at random. Kept in files of
+# their own: the benches that recorded figures on the first batch (bench/chat.py, bench/loop.py,
+# bench/answer_policy.py) still read only ``QUESTIONS``; the retrieval benches read both.
+SECOND_BATCH: dict[str, Path] = {name: path.with_name(path.stem + "_b.jsonl") for name, path in QUESTIONS.items()}
+BATCHES = ("first", "second", "both")
+
+
+def question_files(name: str, batch: str = "both") -> list[Path]:
+    """The question files of corpus ``name``: its ``first`` batch, its ``second`` or ``both``."""
+    if batch not in BATCHES:
+        raise ValueError(f"unknown batch {batch!r}: use one of {', '.join(BATCHES)}")
+    return [
+        path for which, path in (("first", QUESTIONS[name]), ("second", SECOND_BATCH[name])) if batch in (which, "both")
+    ]
 
 
 def _order(item: QAItem) -> str:

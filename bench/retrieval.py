@@ -45,8 +45,8 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 from assistant.evaluation import MRR_DEPTH, QAItem  # noqa: E402
-from bench.corpus import BATCHES, CORPORA, DEFAULT_CACHE, corpus, question_files  # noqa: E402
-from bench.questions import HALVES, half, load  # noqa: E402
+from bench.corpus import CORPORA, DEFAULT_CACHE, corpus  # noqa: E402
+from bench.questions import BATCHES, HALVES, half, load, question_files  # noqa: E402
 
 MODES = ("hybrid", "vector", "keyword")
 BASELINE = "baseline"
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
     parser.add_argument("--half", choices=HALVES, default="test", help="default test")
     parser.add_argument(
-        "--batch", choices=BATCHES, default="both", help="question batches (bench/corpus.py); default both"
+        "--batch", choices=BATCHES, default="both", help="question batches (bench/questions.py); default both"
     )
     parser.add_argument(
         "--config", action="append", choices=sorted(CONFIGS), help=f"repeatable; default: {DEFAULT_CONFIGS}"

@@ -55,9 +55,9 @@ class Settings:
     # Chunking, in embedder tokens. MiniLM embeds 256 tokens; the title/section prefix needs room.
     chunk_tokens: int = _setting(200, "chunk size, in embedder tokens")
     chunk_overlap: int = _setting(32, "overlap between consecutive chunks, in embedder tokens")
-    # Packing found the right page first for one more Debian Policy question on each half and lost none
-    # (bench/README.md, "Packed sections"), but a packed passage cites its sections' shared parent
-    # instead of its own section: opt-in.
+    # Packing gained a few first places on three corpora and lost one (bench/README.md, "Packed
+    # sections" and "Both batches"), but a packed passage cites its sections' shared parent instead
+    # of its own section: opt-in.
     pack_sections: bool = _setting(
         False, "chunking: consecutive short sections of a page share a chunk, up to chunk_tokens"
     )
