@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistant.evaluation import load_qa
 from bench.corpus import CORPORA, QUESTIONS, CorpusError, corpus
-from bench.questions import load, question_files
+from bench.questions import load, question_files, split
 from store.parsing import parse
 
 MAX_KEYWORDS = 3
@@ -245,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {problem}")
             failed = failed or bool(problems)
         try:
-            load(paths)
+            split(load(paths))  # ids unique across the batches
         except ValueError as exc:
-            print(f"  {exc}")
+            print(f"{name}: {exc}")
             failed = True
     return 1 if failed else 0
 
